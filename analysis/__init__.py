@@ -1,0 +1,1 @@
+"""What uses the model: trace store, bench runner, calibration, validation, sweeps, report, CLI."""

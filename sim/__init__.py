@@ -1,0 +1,4 @@
+"""gpusim's model: hardware and model zoos, per-op costs, techniques, engines, scenarios.
+
+Imports nothing from ``kernels`` or ``analysis``.
+"""

@@ -1,0 +1,45 @@
+"""Named efficiency parameters: every constant the cost model uses that is not a spec figure.
+
+Each cost module declares its parameters with ``param(...)``: a name, a default, the physical
+meaning, and the source of the default. A device file's ``efficiency:`` block, or a calibrated
+profile written by ``gpusim calibrate``, overrides the default for that device. Nothing else in
+the cost model may hold an unexplained number.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sim.hardware.spec import DeviceSpec
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: float
+    meaning: str
+    source: str
+    lo: float = 0.0          # physical bounds, used by calibration
+    hi: float = float("inf")
+
+
+PARAMS: dict[str, Param] = {}
+
+
+def param(name: str, default: float, meaning: str, source: str, lo: float = 0.0, hi: float = float("inf")) -> Param:
+    """Declare a parameter (once, at import of the cost module that uses it)."""
+    if name in PARAMS and PARAMS[name].default != default:
+        raise ValueError(f"efficiency parameter '{name}' declared twice with different defaults")
+    PARAMS[name] = Param(name, default, meaning, source, lo, hi)
+    return PARAMS[name]
+
+
+def eff(device: DeviceSpec, name: str) -> float:
+    """The value of parameter ``name`` for ``device``: its override if any, else the default."""
+    if name not in PARAMS:
+        raise KeyError(f"efficiency parameter '{name}' is not declared")
+    return device.efficiency.get(name, PARAMS[name].default)
+
+
+def provenance(device: DeviceSpec) -> str:
+    """'calibrated' when any parameter was fitted for this device, else 'spec'."""
+    return "calibrated" if device.efficiency.get("calibrated", 0) else "spec"

@@ -1,0 +1,195 @@
+"""Schemas of the hardware zoo: a device (GPU), a host (CPU, DRAM, PCIe, NVMe) and a link.
+
+Files hold figures in the units datasheets print (TFLOP/s, GB/s with 1 GB = 1e9 bytes, GB,
+MB, KB, MHz, W); the properties ending in ``_Bps``, ``_flops`` and ``_bytes`` give SI values
+(bytes, bytes/s, FLOP/s) for the cost model. Every figure carries a source in ``sources``:
+the loader refuses a file that leaves a figure unsourced.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DTYPES = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4", "fp4")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Memory(_Strict):
+    type: str = Field(description="HBM2, HBM2e, HBM3, HBM3e, GDDR6, GDDR6X, LPDDR5X ...")
+    capacity_gb: float = Field(gt=0, description="device memory, GB (1e9 bytes)")
+    bandwidth_gbps: float = Field(gt=0, description="peak device memory bandwidth, GB/s")
+
+
+class NVLink(_Strict):
+    generation: int = Field(ge=1, le=6)
+    bandwidth_gbps: float = Field(gt=0, description="per GPU, per direction, GB/s")
+
+
+class PCIe(_Strict):
+    generation: int = Field(ge=3, le=6)
+    lanes: int = Field(ge=1, le=32)
+
+
+class DeviceSpec(_Strict):
+    """One accelerator. ``peak_tflops`` holds dense (non-sparse) matrix-unit peaks per dtype;
+    a dtype the device cannot run on its matrix units is simply absent."""
+
+    name: str
+    vendor: Literal["nvidia", "amd"]
+    arch: str = Field(description="volta, turing, ampere, ada, hopper, blackwell, cdna2, cdna3")
+    sms: int = Field(gt=0, description="streaming multiprocessors (NVIDIA) or compute units (AMD)")
+    boost_clock_mhz: float = Field(gt=0)
+    peak_tflops: dict[str, float] = Field(description="dense matrix-unit peak per dtype, TFLOP/s (TOP/s for ints)")
+    vector_fp32_tflops: float = Field(gt=0, description="CUDA-core / SIMD fp32 peak (dequantisation, elementwise)")
+    sparse_24: bool = Field(description="2:4 structured sparsity doubles the matrix peak")
+    register_file_kb_per_sm: float = Field(gt=0)
+    smem_kb_per_sm: float = Field(gt=0, description="max shared memory (LDS on AMD) per SM, KB")
+    l2_mb: float = Field(gt=0)
+    l2_bandwidth_gbps: float = Field(gt=0, description="aggregate L2 read bandwidth, GB/s")
+    memory: Memory
+    nvlink: NVLink | None = Field(description="null when the device has no NVLink/Infinity Fabric link")
+    pcie: PCIe
+    tdp_w: float = Field(gt=0)
+    default_host: str = Field(description="host zoo name used when a scenario names none")
+    efficiency: dict[str, float] = Field(default_factory=dict,
+                                         description="overrides of sim.cost.efficiency parameters (name -> value)")
+    sources: dict[str, str]
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _check(self):
+        for d, v in self.peak_tflops.items():
+            if d not in DTYPES:
+                raise ValueError(f"peak_tflops: unknown dtype '{d}', expected one of {DTYPES}")
+            if v <= 0:
+                raise ValueError(f"peak_tflops.{d}: must be > 0 TFLOP/s, got {v}")
+        figures = [k for k in type(self).model_fields
+                   if k not in ("name", "vendor", "arch", "sources", "notes", "efficiency", "default_host")
+                   and getattr(self, k) is not None]
+        figures += [f"efficiency.{k}" for k in self.efficiency]
+        missing = [k for k in figures if k not in self.sources]
+        if missing:
+            raise ValueError(f"sources: no source given for {missing}; every figure needs one")
+        return self
+
+    # --- SI views used by the cost model -------------------------------------------------
+    def peak_flops(self, dtype: str) -> float:
+        """Dense matrix-unit peak in FLOP/s; raises KeyError when the device lacks the dtype."""
+        return self.peak_tflops[dtype] * 1e12
+
+    @property
+    def hbm_Bps(self) -> float:
+        return self.memory.bandwidth_gbps * 1e9
+
+    @property
+    def hbm_bytes(self) -> float:
+        return self.memory.capacity_gb * 1e9
+
+    @property
+    def l2_Bps(self) -> float:
+        return self.l2_bandwidth_gbps * 1e9
+
+    @property
+    def l2_bytes(self) -> float:
+        return self.l2_mb * 1e6
+
+    @property
+    def smem_bytes_per_sm(self) -> float:
+        return self.smem_kb_per_sm * 1e3
+
+    @property
+    def vector_flops(self) -> float:
+        return self.vector_fp32_tflops * 1e12
+
+    @property
+    def nvlink_Bps(self) -> float:
+        """Per-direction NVLink bandwidth per GPU (0 without NVLink)."""
+        return self.nvlink.bandwidth_gbps * 1e9 if self.nvlink else 0.0
+
+
+class CPU(_Strict):
+    model: str
+    sockets: int = Field(ge=1)
+    cores: int = Field(ge=1, description="physical cores, all sockets")
+    fp32_tflops: float = Field(gt=0, description="peak SIMD fp32 of all cores (for the CPU Adam step)")
+
+
+class DRAM(_Strict):
+    capacity_gb: float = Field(gt=0)
+    bandwidth_gbps: float = Field(gt=0, description="peak host memory bandwidth, all channels, GB/s")
+
+
+class NVMe(_Strict):
+    drives: int = Field(ge=0)
+    capacity_tb_per_drive: float = Field(ge=0)
+    read_gbps_per_drive: float = Field(ge=0, description="sequential read, GB/s")
+    write_gbps_per_drive: float = Field(ge=0, description="sequential write, GB/s")
+
+
+class HostSpec(_Strict):
+    """The machine around the GPUs: CPU, DRAM, the PCIe path to each GPU and local NVMe."""
+
+    name: str
+    gpus: int = Field(ge=1, description="GPUs the host carries")
+    cpu: CPU
+    dram: DRAM
+    pcie_generation: int = Field(ge=3, le=6)
+    pcie_lanes_per_gpu: int = Field(ge=1, le=32)
+    nvme: NVMe
+    sources: dict[str, str]
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _check(self):
+        figures = ["gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "nvme"]
+        missing = [k for k in figures if k not in self.sources]
+        if missing:
+            raise ValueError(f"sources: no source given for {missing}; every figure needs one")
+        return self
+
+    @property
+    def dram_Bps(self) -> float:
+        return self.dram.bandwidth_gbps * 1e9
+
+    @property
+    def dram_bytes(self) -> float:
+        return self.dram.capacity_gb * 1e9
+
+    @property
+    def nvme_read_Bps(self) -> float:
+        return self.nvme.drives * self.nvme.read_gbps_per_drive * 1e9
+
+    @property
+    def nvme_write_Bps(self) -> float:
+        return self.nvme.drives * self.nvme.write_gbps_per_drive * 1e9
+
+    @property
+    def nvme_bytes(self) -> float:
+        return self.nvme.drives * self.nvme.capacity_tb_per_drive * 1e12
+
+
+class LinkSpec(_Strict):
+    """A link technology: per-direction bandwidth of one GPU's attachment and its latency."""
+
+    name: str
+    kind: Literal["nvlink", "pcie", "infiniband", "ethernet"]
+    bandwidth_gbps: float = Field(gt=0, description="per direction, GB/s, at the width named in `width`")
+    width: str = Field(description="what the bandwidth is for: 'x16', 'per GPU', 'per port'")
+    latency_us: float = Field(ge=0, description="one-way small-message latency, microseconds")
+    sources: dict[str, str]
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _check(self):
+        missing = [k for k in ("bandwidth_gbps", "latency_us") if k not in self.sources]
+        if missing:
+            raise ValueError(f"sources: no source given for {missing}; every figure needs one")
+        return self
+
+    @property
+    def Bps(self) -> float:
+        return self.bandwidth_gbps * 1e9
