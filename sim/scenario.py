@@ -69,7 +69,7 @@ def _register_kinds():
     import sim.techniques  # noqa: F401  (each technique module registers its kinds)
 
 
-TOP_FIELDS = {"hardware", "host", "cluster", "model", "workload", "name", "notes"}
+TOP_FIELDS = {"hardware", "host", "cluster", "model", "workload", "whatif", "name", "notes"}
 
 
 def load_scenario(src: str | Path | dict) -> dict:
@@ -101,6 +101,8 @@ def resolve(scenario: dict, where: str = "scenario"):
         raise InputError(where, "workload", "missing; expected a mapping with a 'kind'")
     device = load_device(scenario["hardware"])
     host = load_host(scenario.get("host") or device.default_host)
+    if scenario.get("whatif"):
+        device, host = _apply_whatif(scenario["whatif"], device, host, where)
     try:
         cin = ClusterIn.model_validate(scenario.get("cluster") or {})
     except ValidationError as e:
@@ -124,6 +126,20 @@ def resolve(scenario: dict, where: str = "scenario"):
             raise InputError(where, "model", f"missing; workload kind '{kind}' needs a model (zoo name or dims)")
         model = load_model(scenario["model"])
     return workload, system, model, kind
+
+
+def _apply_whatif(spec, device, host, where):
+    from sim.whatif import WhatIf, scale_device, scale_host
+    try:
+        w = WhatIf.model_validate(spec)
+        if w.is_identity():
+            return device, host
+        return scale_device(device, w), scale_host(host, w)
+    except ValidationError as e:
+        err = pydantic_to_input_error(where, e)
+        raise InputError(where, f"whatif.{err.field}", err.problem) from None
+    except ValueError as e:
+        raise InputError(where, "whatif.pcie", str(e)) from None
 
 
 def predict(scenario: str | Path | dict) -> Prediction:

@@ -31,7 +31,7 @@ class NVLink(_Strict):
 
 class PCIe(_Strict):
     generation: int = Field(ge=3, le=6)
-    lanes: int = Field(ge=1, le=32)
+    lanes: int = Field(ge=1, le=128)
 
 
 class DeviceSpec(_Strict):
@@ -138,7 +138,7 @@ class HostSpec(_Strict):
     cpu: CPU
     dram: DRAM
     pcie_generation: int = Field(ge=3, le=6)
-    pcie_lanes_per_gpu: int = Field(ge=1, le=32)
+    pcie_lanes_per_gpu: int = Field(ge=1, le=128)
     nvme: NVMe
     sources: dict[str, str]
     notes: str = ""
