@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import InputError, pydantic_to_input_error
-from sim.hardware import load_device, load_host, read_yaml
+from sim.hardware import load_device, load_host, read_yaml, with_calibration
 from sim.hardware.system import Cluster, System
 
 
@@ -69,7 +69,7 @@ def _register_kinds():
     import sim.techniques  # noqa: F401  (each technique module registers its kinds)
 
 
-TOP_FIELDS = {"hardware", "host", "cluster", "model", "workload", "whatif", "name", "notes"}
+TOP_FIELDS = {"hardware", "host", "cluster", "model", "workload", "whatif", "parameters", "name", "notes"}
 
 
 def load_scenario(src: str | Path | dict) -> dict:
@@ -100,6 +100,11 @@ def resolve(scenario: dict, where: str = "scenario"):
     if "workload" not in scenario or not isinstance(scenario["workload"], dict):
         raise InputError(where, "workload", "missing; expected a mapping with a 'kind'")
     device = load_device(scenario["hardware"])
+    parameters = scenario.get("parameters", "calibrated")
+    if parameters not in ("spec", "calibrated"):
+        raise InputError(where, "parameters", f"got {parameters!r}; expected 'spec' or 'calibrated'")
+    if parameters == "calibrated":
+        device = with_calibration(device)
     host = load_host(scenario.get("host") or device.default_host)
     if scenario.get("whatif"):
         device, host = _apply_whatif(scenario["whatif"], device, host, where)

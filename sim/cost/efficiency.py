@@ -42,4 +42,4 @@ def eff(device: DeviceSpec, name: str) -> float:
 
 def provenance(device: DeviceSpec) -> str:
     """'calibrated' when any parameter was fitted for this device, else 'spec'."""
-    return "calibrated" if device.efficiency.get("calibrated", 0) else "spec"
+    return "calibrated" if device.calibration else "spec"

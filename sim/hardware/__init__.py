@@ -82,3 +82,27 @@ def load_host(ref: Any) -> HostSpec:
 
 def load_link(ref: Any) -> LinkSpec:
     return _load("link", ref)
+
+
+CALIBRATED = ZOO / "calibrated"
+
+
+def calibration_file(name: str) -> Path:
+    return CALIBRATED / f"{name}.yaml"
+
+
+def with_calibration(device: DeviceSpec, profile: Path | None = None) -> DeviceSpec:
+    """The device with the efficiency parameters of its calibrated profile (written by
+    ``gpusim calibrate``) merged over the spec file's; unchanged when there is no profile."""
+    path = profile or calibration_file(device.name)
+    if not path.exists():
+        return device
+    data = read_yaml(path)
+    fitted = data.get("efficiency")
+    if not isinstance(fitted, dict):
+        raise InputError(str(path), "efficiency", "expected a mapping of parameter name -> value")
+    sources = dict(device.sources)
+    sources.update({f"efficiency.{k}": f"calibrated: {path.name}" for k in fitted})
+    d = device.model_dump()
+    d.update(efficiency={**device.efficiency, **fitted}, sources=sources, calibration=str(path.name))
+    return _validate(DeviceSpec, d, str(path))

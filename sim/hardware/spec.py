@@ -58,6 +58,7 @@ class DeviceSpec(_Strict):
     efficiency: dict[str, float] = Field(default_factory=dict,
                                          description="overrides of sim.cost.efficiency parameters (name -> value)")
     sources: dict[str, str]
+    calibration: str = Field(default="", description="set when efficiency comes from a calibrated profile: its file")
     notes: str = ""
 
     @model_validator(mode="after")
@@ -68,7 +69,7 @@ class DeviceSpec(_Strict):
             if v <= 0:
                 raise ValueError(f"peak_tflops.{d}: must be > 0 TFLOP/s, got {v}")
         figures = [k for k in type(self).model_fields
-                   if k not in ("name", "vendor", "arch", "sources", "notes", "efficiency", "default_host")
+                   if k not in ("name", "vendor", "arch", "sources", "notes", "efficiency", "default_host", "calibration")
                    and getattr(self, k) is not None]
         figures += [f"efficiency.{k}" for k in self.efficiency]
         missing = [k for k in figures if k not in self.sources]
