@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import yaml
@@ -209,9 +210,11 @@ def _validate(data: dict, where: str, prefix: str = "") -> ModelSpec:
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as e:
-        err = pydantic_to_input_error(where, e)
+        # report an unknown field first: a typo ('hiden') also shows up as a missing 'hidden'
+        errors = sorted(e.errors(), key=lambda x: x.get("type") != "extra_forbidden")
+        err = pydantic_to_input_error(where, SimpleNamespace(errors=lambda: errors))
         field, problem = err.field, err.problem
-        msg = e.errors()[0].get("msg", "")
+        msg = errors[0].get("msg", "")
         if field == "<root>" and ": " in msg:
             head, _, rest = msg.removeprefix("Value error, ").partition(": ")
             if head in ModelSpec.model_fields:
