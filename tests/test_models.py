@@ -209,3 +209,10 @@ def test_missing_field_and_unknown_name():
         load_model({"base": "nope", "layers": 1})
     with pytest.raises(InputError):
         load_model(42)
+
+
+def test_docs_table_lists_every_zoo_model():
+    from pathlib import Path
+    doc = (Path(__file__).parents[1] / "docs" / "models.md").read_text()
+    missing = [n for n in names() if f"| {n} |" not in doc]
+    assert not missing, f"docs/models.md table lacks {missing}"
