@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sim.hardware.spec import DeviceSpec
+from sim.hardware.spec import DeviceSpec, HostSpec
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,11 @@ def param(name: str, default: float, meaning: str, source: str, lo: float = 0.0,
     return PARAMS[name]
 
 
-def eff(device: DeviceSpec, name: str) -> float:
-    """The value of parameter ``name`` for ``device``: its override if any, else the default."""
+def eff(spec: DeviceSpec | HostSpec, name: str) -> float:
+    """The value of parameter ``name`` for a device or host spec: its override if any, else the default."""
     if name not in PARAMS:
         raise KeyError(f"efficiency parameter '{name}' is not declared")
-    return device.efficiency.get(name, PARAMS[name].default)
+    return spec.efficiency.get(name, PARAMS[name].default)
 
 
 def provenance(device: DeviceSpec) -> str:

@@ -141,12 +141,16 @@ class HostSpec(_Strict):
     pcie_generation: int = Field(ge=3, le=6)
     pcie_lanes_per_gpu: int = Field(ge=1, le=128)
     nvme: NVMe
+    efficiency: dict[str, float] = Field(default_factory=dict,
+                                         description="overrides of host-side efficiency parameters (CPU Adam, DRAM)")
     sources: dict[str, str]
+    calibration: str = Field(default="", description="set when efficiency comes from host probes: the profile file")
     notes: str = ""
 
     @model_validator(mode="after")
     def _check(self):
         figures = ["gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "nvme"]
+        figures += [f"efficiency.{k}" for k in self.efficiency]
         missing = [k for k in figures if k not in self.sources]
         if missing:
             raise ValueError(f"sources: no source given for {missing}; every figure needs one")
