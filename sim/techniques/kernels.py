@@ -1,0 +1,300 @@
+"""Single-op workload kinds of ``gpusim predict``: gemm, attention, memory, collective, transfer.
+
+Each kind validates its fields (unknown ones are errors), builds one op of ``sim.ops``, prices it
+with ``sim.cost.cost`` and reports the contract of docs/scenarios.md: whether the operands fit
+their memory tier, the time, what bounds it (in words too), and the kind's metrics counted the
+way the published benchmarks count them, so a prediction can be held against a measurement.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sim.cost import OpCost, cost
+from sim.cost.efficiency import provenance
+from sim.errors import InputError
+from sim.ops import DTYPE_BYTES, Attention, Collective, Elementwise, Gemm, Transfer
+from sim.scenario import Prediction, workload_kind
+
+WHERE = "scenario"
+
+
+class _Workload(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# ------------------------------------------------------------------ schemas
+class GemmIn(_Workload):
+    m: int = Field(gt=0, description="rows of A and C (tokens)")
+    n: int = Field(gt=0, description="columns of B and C (output features)")
+    k: int = Field(gt=0, description="inner dimension (input features)")
+    dtype: Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"]
+    w_dtype: Literal["int4", "int3", "int2", "fp4", "nf4", "fp6", "fp8", "int8"] | None = None
+    group_size: int = Field(default=128, gt=0, description="weights per quantisation scale")
+    sparsity: float = Field(default=0.0, ge=0.0, lt=1.0, description="fraction of zero weights")
+    sparsity_pattern: Literal["unstructured", "2:4"] = "unstructured"
+    batch: int = Field(default=1, gt=0, description="independent GEMMs of this shape (batched GEMM)")
+
+
+class AttentionIn(_Workload):
+    batch: int = Field(gt=0)
+    heads: int = Field(gt=0, description="query heads")
+    kv_heads: int | None = Field(default=None, gt=0, description="key/value heads (GQA/MQA); default = heads")
+    seq_q: int = Field(gt=0, description="query tokens per sequence (1 for decode)")
+    seq_kv: int = Field(gt=0, description="key/value tokens per sequence (cached + new)")
+    head_dim: int = Field(gt=0)
+    causal: bool
+    dtype: Literal["fp32", "fp16", "bf16", "fp8"]
+    pass_: Literal["fwd", "bwd", "fwd_bwd"] = Field(default="fwd", alias="pass")
+    impl: Literal["naive", "flash1", "flash2", "flash3", "paged"] = "flash2"
+    kv_dtype: Literal["fp16", "bf16", "fp8", "int8", "int4", "int2"] | None = None
+
+
+# STREAM kernels: (arrays read, arrays written, FLOPs per element); one array = `bytes`
+STREAM = {"read": (1, 0, 0), "write": (0, 1, 0), "copy": (1, 1, 0), "scale": (1, 1, 1), "triad": (2, 1, 2)}
+STREAM_ELEM_BYTES = 8      # STREAM and gpu-stream use fp64 arrays; only the FLOP count depends on it
+
+
+class MemoryIn(_Workload):
+    op: Literal["read", "write", "copy", "scale", "triad"]
+    bytes: float = Field(gt=0, description="size of ONE array, bytes (STREAM convention)")
+    level: Literal["hbm", "l2"] = "hbm"
+
+
+class CollectiveIn(_Workload):
+    op: Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"]
+    bytes: float = Field(gt=0, description="per-GPU buffer, bytes, as nccl-tests counts it")
+    gpus: int = Field(gt=0)
+    algo: Literal["ring", "tree", "nvls"] | None = None
+
+
+class TransferIn(_Workload):
+    src: Literal["hbm", "host", "nvme"]
+    dst: Literal["hbm", "host", "nvme"]
+    bytes: float = Field(gt=0)
+    pinned: bool = True
+
+
+# ------------------------------------------------------------------ shared helpers
+def _need_dtype(device, dtype: str, field: str = "workload.dtype"):
+    if dtype not in device.peak_tflops:
+        raise InputError(WHERE, field, f"{device.name} has no {dtype} matrix-unit peak; "
+                         f"got {dtype!r}, expected one of {sorted(device.peak_tflops)}")
+
+
+def _price(op, system, field: str) -> OpCost:
+    """cost(), with a physically impossible request reported as bad input on ``field``."""
+    try:
+        return cost(op, system)
+    except InputError:
+        raise
+    except (ValueError, KeyError) as e:
+        msg = e.args[0] if e.args else str(e)
+        raise InputError(WHERE, field, str(msg)) from None
+
+
+_RESOURCE_BYTES = {"hbm_bandwidth": "hbm", "l2_bandwidth": "l2", "nvlink": "nvlink", "pcie": "pcie",
+                   "network": "network", "nvme_read": "nvme", "nvme_write": "nvme", "dram_bandwidth": "dram"}
+
+
+def explain(oc: OpCost) -> str:
+    """One sentence: which resource bounds the op and at what achievable rate."""
+    if isinstance(oc.detail, dict) and oc.detail.get("explanation"):
+        return str(oc.detail["explanation"])
+    t = oc.terms.get(oc.bound)
+    if oc.bound.startswith("tensor_core") or oc.bound in ("vector", "cuda_core", "simt", "cpu"):
+        rate = oc.flops / t if t else 0.0
+        return f"{oc.bound}-bound: {oc.flops:.3g} FLOP at {rate / 1e12:.3g} TFLOP/s achievable"
+    key = _RESOURCE_BYTES.get(oc.bound)
+    if key and t and oc.bytes.get(key):
+        return f"{oc.bound}-bound: {oc.bytes[key]:.3g} bytes at {oc.bytes[key] / t / 1e9:.3g} GB/s achievable"
+    others = ", ".join(f"{k} {v * 1e6:.3g} us" for k, v in oc.terms.items())
+    return f"{oc.bound}-bound ({others})"
+
+
+def _jsonable(x):
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return _jsonable(dataclasses.asdict(x))
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, set)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (str, bool, int)) or x is None:
+        return x
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return v if math.isfinite(v) else None
+
+
+def _prediction(op, oc: OpCost, system, *, fits: bool, memory: dict, metrics: dict, warnings=()) -> Prediction:
+    breakdown = {"op": _jsonable(op), "terms_s": _jsonable(oc.terms), "bytes": _jsonable(oc.bytes),
+                 "flops": oc.flops, "detail": _jsonable(oc.detail), "explanation": explain(oc)}
+    mem = {"hbm": 0.0, "host": 0.0, "nvme": 0.0}
+    mem.update({k: float(v) for k, v in memory.items()})
+    return Prediction(fits=bool(fits), time_s=float(oc.time_s), bound=oc.bound, memory_bytes=mem,
+                      metrics=_jsonable(metrics), breakdown=breakdown,
+                      provenance=provenance(system.device), warnings=list(warnings))
+
+
+def _per_s(x: float, t: float) -> float:
+    return x / t if t > 0 else 0.0
+
+
+# ------------------------------------------------------------------ gemm
+def gemm_flops(w: GemmIn) -> float:
+    """2 per multiply-add of the dense shape (sparse and low-bit GEMMs are counted dense, as published)."""
+    return 2.0 * w.m * w.n * w.k * w.batch
+
+
+def gemm_bytes(w: GemmIn) -> float:
+    """A, B (stored: low-bit packed with fp16 scales, sparse without the zeros) and C, all batches."""
+    a = w.m * w.k * DTYPE_BYTES[w.dtype]
+    b = w.k * w.n * DTYPE_BYTES[w.w_dtype or w.dtype] * (1.0 - w.sparsity)
+    if w.w_dtype:
+        b += math.ceil(w.k / w.group_size) * w.n * 2
+    c_bytes = {"fp8": 2, "int8": 4}.get(w.dtype, DTYPE_BYTES[w.dtype])   # fp8 -> bf16, int8 -> int32 output
+    return float(w.batch * (a + b + w.m * w.n * c_bytes))
+
+
+@workload_kind("gemm", GemmIn)
+def predict_gemm(w: GemmIn, system, model=None) -> Prediction:
+    d = system.device
+    _need_dtype(d, w.dtype)
+    if w.sparsity_pattern == "2:4" and w.sparsity != 0.5:
+        raise InputError(WHERE, "workload.sparsity", f"got {w.sparsity}; sparsity_pattern '2:4' means 0.5 "
+                         "(two zeros in every four weights)")
+    if w.sparsity_pattern == "2:4" and not d.sparse_24:
+        raise InputError(WHERE, "workload.sparsity_pattern", f"{d.name} has no 2:4 sparse Tensor Cores")
+    op = Gemm(w.m, w.n, w.k, w.dtype, w.w_dtype, w.group_size, w.sparsity, w.sparsity_pattern, w.batch)
+    oc = _price(op, system, "workload")
+    need = gemm_bytes(w)
+    flops = gemm_flops(w)
+    return _prediction(op, oc, system, fits=need <= d.hbm_bytes, memory={"hbm": need},
+                       metrics={"tflops": _per_s(flops, oc.time_s) / 1e12, "flops": flops})
+
+
+# ------------------------------------------------------------------ attention
+def attention_flops(w: AttentionIn) -> float:
+    """FlashAttention convention: forward 4*B*H*Sq*Skv*d (two GEMMs), causal keeps the attended
+    share (1/2 for Sq = Skv; 1 - Sq/(2 Skv) in general), backward 2.5x, forward+backward 3.5x."""
+    fwd = 4.0 * w.batch * w.heads * w.seq_q * w.seq_kv * w.head_dim
+    if w.causal:
+        fwd *= 1.0 - w.seq_q / (2.0 * w.seq_kv)
+    return fwd * {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}[w.pass_]
+
+
+def attention_bytes(w: AttentionIn) -> float:
+    """Q, K, V, O (+ the softmax statistics); gradients of each for a backward pass; the score
+    matrix too when the implementation materialises it (naive)."""
+    b = DTYPE_BYTES[w.dtype]
+    kvb = DTYPE_BYTES[w.kv_dtype or w.dtype]
+    kvh = w.kv_heads or w.heads
+    q = w.batch * w.heads * w.seq_q * w.head_dim * b
+    kv = 2 * w.batch * kvh * w.seq_kv * w.head_dim * kvb
+    stats = w.batch * w.heads * w.seq_q * 4
+    total = 2 * q + kv + stats
+    if w.pass_ != "fwd":
+        total += 2 * q + 2 * w.batch * kvh * w.seq_kv * w.head_dim * b
+    if w.impl == "naive":
+        total += w.batch * w.heads * w.seq_q * w.seq_kv * b
+    return float(total)
+
+
+@workload_kind("attention", AttentionIn)
+def predict_attention(w: AttentionIn, system, model=None) -> Prediction:
+    d = system.device
+    _need_dtype(d, w.dtype)
+    kv = w.kv_heads or w.heads
+    if w.heads % kv:
+        raise InputError(WHERE, "workload.kv_heads", f"got {kv}; heads ({w.heads}) must be a multiple of it")
+    if w.causal and w.seq_q > w.seq_kv:
+        raise InputError(WHERE, "workload.seq_q", f"got {w.seq_q} > seq_kv {w.seq_kv}; causal attention "
+                         "takes the queries as the last seq_q of the seq_kv positions")
+    if w.impl == "flash3" and d.arch not in ("hopper", "blackwell"):
+        raise InputError(WHERE, "workload.impl", f"flash3 needs Hopper (wgmma/TMA); {d.name} is {d.arch}")
+    op = Attention(w.batch, w.heads, w.kv_heads or w.heads, w.seq_q, w.seq_kv, w.head_dim, w.causal,
+                   w.dtype, w.pass_, w.impl, w.kv_dtype)
+    oc = _price(op, system, "workload")
+    need = attention_bytes(w)
+    flops = attention_flops(w)
+    return _prediction(op, oc, system, fits=need <= d.hbm_bytes, memory={"hbm": need},
+                       metrics={"tflops": _per_s(flops, oc.time_s) / 1e12, "flops": flops})
+
+
+# ------------------------------------------------------------------ memory (STREAM-like)
+@workload_kind("memory", MemoryIn)
+def predict_memory(w: MemoryIn, system, model=None) -> Prediction:
+    d = system.device
+    n_read, n_write, flops_per_elem = STREAM[w.op]
+    op = Elementwise(bytes_read=n_read * w.bytes, bytes_written=n_write * w.bytes,
+                     flops=flops_per_elem * w.bytes / STREAM_ELEM_BYTES, level=w.level, name=f"stream_{w.op}")
+    oc = _price(op, system, "workload")
+    footprint = (n_read + n_write) * w.bytes
+    warnings = []
+    fits = footprint <= d.hbm_bytes
+    if w.level == "l2" and footprint > d.l2_bytes:
+        fits = False
+        warnings.append(f"level l2: {footprint:.3g} bytes of arrays exceed the {d.l2_bytes:.3g}-byte L2; "
+                        "they cannot stay L2-resident")
+    moved = (n_read + n_write) * w.bytes
+    return _prediction(op, oc, system, fits=fits, memory={"hbm": footprint},
+                       metrics={"gbps": _per_s(moved, oc.time_s) / 1e9, "bytes_moved": moved},
+                       warnings=warnings)
+
+
+# ------------------------------------------------------------------ collective
+def collective_buffers(w: CollectiveIn) -> float:
+    """Send + receive buffers one GPU holds, as nccl-tests allocates them."""
+    n = w.gpus
+    if w.op in ("all_gather", "reduce_scatter"):
+        return w.bytes + w.bytes / n
+    return 2.0 * w.bytes
+
+
+@workload_kind("collective", CollectiveIn)
+def predict_collective(w: CollectiveIn, system, model=None) -> Prediction:
+    from sim.cost.collective import algorithms
+    if w.gpus > system.cluster.gpus:
+        raise InputError(WHERE, "workload.gpus",
+                         f"got {w.gpus} but the cluster has {system.cluster.gpus} GPU(s); "
+                         f"add cluster: {{gpus: {w.gpus}}} (gpus_per_node defaults to the host's GPUs)")
+    if w.algo is not None and w.gpus > 1:
+        choices = algorithms(w.op, w.gpus, system)
+        if w.algo not in choices:
+            raise InputError(WHERE, "workload.algo",
+                             f"got {w.algo!r}, which cannot run {w.op} on {w.gpus} GPUs of {system.device.name} "
+                             f"({system.cluster.intra_node}, arch {system.device.arch}); expected one of {choices}")
+    op = Collective(w.op, w.bytes, w.gpus, w.algo)
+    oc = _price(op, system, "workload")
+    need = collective_buffers(w)
+    algbw = oc.detail.get("algbw_Bps", 0.0)
+    busbw = oc.detail.get("busbw_Bps", 0.0)
+    return _prediction(op, oc, system, fits=need <= system.device.hbm_bytes, memory={"hbm": need},
+                       metrics={"algbw_gbps": algbw / 1e9, "busbw_gbps": busbw / 1e9})
+
+
+# ------------------------------------------------------------------ transfer
+@workload_kind("transfer", TransferIn)
+def predict_transfer(w: TransferIn, system, model=None) -> Prediction:
+    from sim.cost.transfer import capacity
+    h = system.host
+    if w.src == w.dst and w.src != "host":
+        raise InputError(WHERE, "workload.dst", f"got {w.dst!r} = src; a transfer moves between tiers "
+                         "(use kind 'memory' for a copy inside GPU memory)")
+    if "nvme" in (w.src, w.dst) and h.nvme_bytes <= 0:
+        field = "workload.src" if w.src == "nvme" else "workload.dst"
+        raise InputError(WHERE, field, f"host {h.name} has no NVMe drives")
+    op = Transfer(w.src, w.dst, w.bytes, w.pinned)
+    oc = _price(op, system, "workload")
+    need = {"hbm": 0.0, "host": 0.0, "nvme": 0.0}
+    for tier in (w.src, w.dst):
+        need[tier] += w.bytes
+    warnings = [f"{tier}: {need[tier]:.3g} bytes exceed its {capacity(system, tier):.3g}-byte capacity"
+                for tier in need if need[tier] > capacity(system, tier)]
+    return _prediction(op, oc, system, fits=not warnings, memory=need,
+                       metrics={"gbps": _per_s(w.bytes, oc.time_s) / 1e9}, warnings=warnings)
