@@ -7,6 +7,9 @@ stage that lands in or leaves host memory), and for pageable host memory the CPU
 driver's pinned staging buffer. NVMe <-> GPU goes through a pinned bounce buffer in host memory
 (as DeepSpeed's AIO path does); GPUDirect Storage (NVMe DMA straight into GPU memory) is not
 modelled.
+
+Host-side parameters (DRAM, staging copy, NVMe) are read from the host spec, so host probes can
+calibrate them; PCIe and copy start-up from the device spec.
 """
 from __future__ import annotations
 
@@ -87,22 +90,22 @@ def price(op: Transfer, system: System) -> OpCost:
                      f"x{min(d.pcie.lanes, h.pcie_lanes_per_gpu)}: {raw / 1e9:.3g} GB/s raw, "
                      f"{raw * e / 1e9:.3g} GB/s achievable {'host-to-device' if h2d else 'device-to-host'}")
         if not op.pinned:                        # CPU copy through the driver's pinned staging buffer
-            terms["cpu"] = S / eff(d, "pageable_staging_Bps")
+            terms["cpu"] = S / eff(h, "pageable_staging_Bps")
             dram_bytes += 2 * S                  # the staging copy reads and writes host memory
             notes.append("pageable: staged through a pinned buffer by one CPU thread, pipelined with the DMA")
     if "nvme" in (src, dst):
         if src == "nvme":
-            terms["nvme_read"] = S / (h.nvme_read_Bps * eff(d, "nvme_read_efficiency"))
+            terms["nvme_read"] = S / (h.nvme_read_Bps * eff(h, "nvme_read_efficiency"))
         else:
-            terms["nvme_write"] = S / (h.nvme_write_Bps * eff(d, "nvme_write_efficiency"))
+            terms["nvme_write"] = S / (h.nvme_write_Bps * eff(h, "nvme_write_efficiency"))
         moved["nvme"] = S
-        latency += eff(d, "nvme_latency_s")
+        latency += eff(h, "nvme_latency_s")
         dram_bytes += S                          # the drives DMA into / out of host memory
         if "hbm" in (src, dst):
             notes.append("NVMe <-> GPU through a pinned bounce buffer in host memory (GPUDirect Storage not modelled)")
     if src == dst == "host":
         dram_bytes += 2 * S                      # a copy reads and writes every byte
-    terms["dram_bandwidth"] = dram_bytes / (h.dram_Bps * eff(d, "dram_efficiency"))
+    terms["dram_bandwidth"] = dram_bytes / (h.dram_Bps * eff(h, "dram_efficiency"))
     moved["dram"] = dram_bytes
 
     bound = max(terms, key=terms.get)
