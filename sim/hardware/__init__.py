@@ -31,6 +31,8 @@ def read_yaml(path: Path) -> dict:
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise InputError(str(path), "<file>", "no such file") from None
+    except (OSError, UnicodeDecodeError) as e:     # a directory, no permission, binary content
+        raise InputError(str(path), "<file>", f"cannot read it ({getattr(e, 'strerror', None) or e})") from None
     except yaml.YAMLError as e:
         raise InputError(str(path), "<file>", f"not valid YAML/JSON ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
