@@ -387,9 +387,11 @@ def _cluster(gpus: int, inter_gbps: float | None = None, intra: str = "nvlink") 
     return c
 
 
-def _gpt(layers: int, hidden: int, heads: int, vocab: int) -> dict:
-    """A GPT-style model inline: MHA, 4h GeLU MLP, learned positions, untied output layer."""
-    return {"layers": layers, "hidden": hidden, "heads": heads, "ffn": 4 * hidden, "vocab": vocab}
+def _gpt(layers: int, hidden: int, heads: int, vocab: int, seq_len: int) -> dict:
+    """A Megatron GPT inline: MHA, 4h GeLU MLP, LayerNorm, biases, learned positions, tied output."""
+    return {"layers": layers, "hidden": hidden, "heads": heads, "ffn": 4 * hidden, "vocab": vocab,
+            "seq_len": seq_len, "norm": "layernorm", "bias": "all", "position_embedding": "learned",
+            "tied_embeddings": True}
 
 
 MEGATRON_2021_ZOO = {"76B": "megatron-76b", "145B": "megatron-145b", "310B": "megatron-310b",
@@ -424,7 +426,8 @@ def _megatron_core(r, notes):
     m = re.search(r"hidden (\d+), (\d+) layers, (\d+) heads", r["model"])
     hidden, layers, heads = (int(x) for x in m.groups())
     par = dict(re.findall(r"(TP|PP|DP)=(\d+)", r["parallelism"]))
-    notes += ["model inline from the row: vocab 131072 (README), 4h MLP and MHA assumed",
+    notes += ["model inline from the row: vocab 131072 (README); Megatron GPT block assumed (4h GeLU MLP, "
+              "MHA, LayerNorm, biases, learned positions, tied output)",
               "precision bf16 assumed (README does not state it); micro-batch size not stated, 1 assumed",
               "recompute not stated, none assumed; TP/DP/PP communication overlap on (README)",
               "pipeline schedule not stated, 1F1B assumed; DGX H100: 400 Gb/s NDR per GPU",
@@ -435,62 +438,56 @@ def _megatron_core(r, notes):
                        "zero": 0, "overlap_grad_reduce": True},
           "recompute": "none"}
     scen = {"hardware": "H100-SXM5-80GB", "host": "DGX-H100", "cluster": _cluster(int(r["num_gpus"]), 400),
-            "model": _gpt(layers, hidden, heads, 131072), "workload": wl}
+            "model": _gpt(layers, hidden, heads, 131072, 4096), "workload": wl}
     return "training", scen, None, "tflops_per_gpu", float(r["value"])
 
 
-# FlashAttention repo GPT-3 runs: dims and batches from training/configs/experiment/pile/*.yaml
-# (gpt3s-flash, gpt3l-flash, gpt3xl-flash) at 80 GB per GPU.
-FA_GPT = {"GPT3-125M": (12, 768, 12, 32, 256, 0, "gpt3s-flash"),
-          "GPT3-760M": (24, 1536, 16, 16, 256, 1, "gpt3l-flash"),
-          "GPT3-1.3B": (24, 2048, 16, 8, 512, 1, "gpt3xl-flash")}
+# FlashAttention repo GPT-3 runs: batches from training/configs/experiment/pile/*.yaml
+# (gpt3s-flash, gpt3l-flash, gpt3xl-flash) at 80 GB per GPU; dims are the zoo's GPT-3 entries.
+FA_GPT = {"GPT3-125M": ("gpt3-125m", 32, 256, 0, "gpt3s-flash"),
+          "GPT3-760M": ("gpt3-760m", 16, 256, 1, "gpt3l-flash"),
+          "GPT3-1.3B": ("gpt3-1.3b", 8, 512, 1, "gpt3xl-flash")}
 
 
 def _fa_gpt(r, notes):
-    layers, hidden, heads, mb, gb, zero, cfg = FA_GPT[r["model"]]
-    notes += [f"config training/configs/experiment/pile/{cfg}.yaml of Dao-AILab/flash-attention: "
-              f"{layers} layers, hidden {hidden}, {heads} heads, per-GPU batch {mb} (80 GB GPUs), "
-              f"global batch {gb}, ZeRO stage {zero}; vocab 50257 (padded to a multiple of 8 there)",
+    model, mb, gb, zero, cfg = FA_GPT[r["model"]]
+    notes += [f"config training/configs/experiment/pile/{cfg}.yaml of Dao-AILab/flash-attention: per-GPU batch "
+              f"{mb} (80 GB GPUs), global batch {gb}, ZeRO stage {zero}, seq 2048, bf16",
               "metric: model FLOPs per GPU (Megatron formula x 3/4: no recompute), attention counted",
               "FlashAttention + fused kernels, no activation checkpointing"]
     wl = {"kind": "training", "global_batch": gb, "micro_batch": mb, "seq_len": 2048, "precision": "bf16",
           "parallel": {"tp": 1, "pp": 1, "dp": 8, "zero": zero}, "recompute": "none"}
-    scen = {"hardware": "A100-SXM4-80GB", "host": "DGX-A100", "cluster": _cluster(8),
-            "model": _gpt(layers, hidden, heads, 50257), "workload": wl}
+    scen = {"hardware": "A100-SXM4-80GB", "host": "DGX-A100", "cluster": _cluster(8), "model": model,
+            "workload": wl}
     return "training", scen, None, "tflops_per_gpu", float(r["value"])
 
 
-GPTJ = {"layers": 28, "hidden": 4096, "heads": 16, "ffn": 16384, "vocab": 50400}
-VICUNA_33B = {"layers": 60, "hidden": 6656, "heads": 52, "ffn": 17920, "vocab": 32000, "gated_mlp": True}
-QWEN15_72B = {"layers": 80, "hidden": 8192, "heads": 64, "ffn": 24576, "vocab": 152064, "gated_mlp": True}
+GPTJ = {"layers": 28, "hidden": 4096, "heads": 16, "ffn": 16384, "vocab": 50400, "norm": "layernorm"}
 LLAMA_68M = {"layers": 2, "hidden": 768, "heads": 12, "ffn": 3072, "vocab": 32000, "gated_mlp": True}
 
-# reference model text -> zoo name (dims identical where two names share one entry)
+# reference model text -> zoo name (a note where the zoo entry is a same-dimension stand-in)
 MODELS = {"OPT-30B": "opt-30b", "OPT-175B": "opt-175b", "BLOOM-176B": "bloom-176b", "OPT-6.7B": "opt-6.7b",
           "LLaMA(-2) 7B": "llama-2-7b", "LLaMA(-2) 70B": "llama-2-70b", "Llama-2-7B": "llama-2-7b",
           "Llama-2-70B": "llama-2-70b", "Llama-2-13B": "llama-2-13b", "LLaMA-v2-7B": "llama-2-7b",
-          "Llama-3-8B": "llama-3.1-8b", "Llama-3.1-8B-Instruct-FP8": "llama-3.1-8b", "Llama-3.1-8B": "llama-3.1-8b",
+          "Llama-3-8B": "llama-3-8b", "Llama-3.1-8B-Instruct-FP8": "llama-3.1-8b", "Llama-3.1-8B": "llama-3.1-8b",
           "Llama-3.3-70B-Instruct-FP8": "llama-3.1-70b", "Llama-3.1-405B-Instruct-FP8": "llama-3.1-405b",
-          "Llama 3 8B": "llama-3.1-8b", "Llama 3 70B": "llama-3.1-70b", "Vicuna-7B-v1.3": "llama-2-7b"}
-MODEL_NOTES = {"Llama-3-8B": "Llama-3-8B has the dimensions of llama-3.1-8b",
-               "Llama 3 8B": "Llama 3 8B has the dimensions of llama-3.1-8b",
-               "Llama 3 70B": "Llama 3 70B has the dimensions of llama-3.1-70b",
-               "Llama-3.3-70B-Instruct-FP8": "Llama-3.3-70B has the dimensions of llama-3.1-70b",
-               "Vicuna-7B-v1.3": "Vicuna-7B (LLaMA-7B fine-tune) has the dimensions of llama-2-7b",
+          "Llama 3 8B": "llama-3-8b", "Llama 3 70B": "llama-3-70b", "Vicuna-7B-v1.3": "llama-7b",
+          "Vicuna-33B-v1.3": "llama-33b", "Qwen1.5-72B": "qwen1.5-72b"}
+MODEL_NOTES = {"Llama-3.3-70B-Instruct-FP8": "Llama-3.3-70B has the dimensions of llama-3.1-70b",
+               "Vicuna-7B-v1.3": "Vicuna-7B is a LLaMA-7B fine-tune (llama-7b dims)",
+               "Vicuna-33B-v1.3": "Vicuna-33B is a LLaMA-33B fine-tune (llama-33b dims)",
                "LLaMA(-2) 7B": "LLaMA(-2) 7B taken as llama-2-7b", "LLaMA(-2) 70B": "LLaMA(-2) 70B taken as llama-2-70b"}
+# one-layer draft heads at the target's width (EAGLE; Medusa/Hydra approximated so)
+DRAFT_HEAD = {"llama-7b": {"layers": 1, "hidden": 4096, "heads": 32, "ffn": 11008, "vocab": 32000, "gated_mlp": True},
+              "llama-33b": {"layers": 1, "hidden": 6656, "heads": 52, "ffn": 17920, "vocab": 32000,
+                            "gated_mlp": True}}
 
 
 def _model(text: str, notes: list[str]):
     if text == "GPT-J 6B":
-        notes.append("GPT-J 6B inline: 28 layers, hidden 4096, 16 heads, ffn 16384, vocab 50400")
+        notes.append("GPT-J 6B inline: 28 layers, hidden 4096, 16 heads, ffn 16384, vocab 50400, LayerNorm, "
+                     "rotary positions")
         return GPTJ
-    if text == "Qwen1.5-72B":
-        notes.append("Qwen1.5-72B inline: 80 layers, hidden 8192, 64 heads (MHA), SwiGLU ffn 24576, vocab 152064")
-        return QWEN15_72B
-    if text == "Vicuna-33B-v1.3":
-        notes.append("Vicuna-33B (LLaMA-33B fine-tune) inline: 60 layers, hidden 6656, 52 heads, "
-                     "SwiGLU ffn 17920, vocab 32000")
-        return VICUNA_33B
     if text not in MODELS:
         raise Unmapped(f"model '{text}' has no zoo name or dimensions")
     if text in MODEL_NOTES:
@@ -605,15 +602,11 @@ def _spec_bench(r, notes):
     method = r["framework"].split(": ", 1)[1]
     acc = float(re.search(r"mean accepted tokens per step ([\d.]+)", r["notes"]).group(1))
     model = _model(r["model"], notes)
-    # target width for a one-layer draft head: LLaMA-7B (4096, 32 heads, ffn 11008) or Vicuna-33B
-    hidden, heads, ffn = (4096, 32, 11008) if model == "llama-2-7b" else \
-        (VICUNA_33B["hidden"], VICUNA_33B["heads"], VICUNA_33B["ffn"])
     if method.startswith("SpS"):
         draft, k = LLAMA_68M, 5
         notes.append("SpS draft: LLaMA-68M (2 layers, hidden 768); k = 5 drafted tokens assumed")
     elif method.startswith(("EAGLE", "Hydra", "Medusa")):
-        draft = {"layers": 1, "hidden": hidden, "heads": heads, "ffn": ffn, "vocab": 32000, "gated_mlp": True}
-        k = 5
+        draft, k = DRAFT_HEAD[model], 5
         notes.append(f"{method} draft head taken as one decoder layer at the target's width "
                      "(Medusa/Hydra heads approximated so); tree drafting taken as a chain of k = 5")
     else:
@@ -807,8 +800,8 @@ def map_e2e(r: dict):
 # ---- vTrain rows -----------------------------------------------------------------------------------
 
 VTRAIN_NOTES = ("vTrain single-node ground truth (Megatron-DeepSpeed, one node of 8 A100 with NVLink); "
-                "A100 memory size not stated, A100-SXM4-80GB assumed; GPT with vocab 50257, 4h MLP, learned "
-                "positions; fp16 mixed precision; activation checkpointing on (full recompute); 1F1B; "
+                "A100 memory size not stated, A100-SXM4-80GB assumed; Megatron GPT with vocab 50257, 4h MLP, "
+                "learned positions, tied output; fp16 mixed precision; activation checkpointing on (full recompute); 1F1B; "
                 "gradient all-reduce not overlapped with backward (bucketing off)")
 
 
@@ -818,7 +811,7 @@ def map_vtrain(r: dict, n: int):
           "parallel": {"tp": tp, "pp": pp, "dp": dp, "schedule": "1f1b", "zero": 0, "overlap_grad_reduce": False},
           "recompute": "full"}
     scen = {"hardware": "A100-SXM4-80GB", "host": "DGX-A100", "cluster": _cluster(gpus),
-            "model": {"layers": layers, "hidden": hidden, "heads": heads, "ffn": 4 * hidden, "vocab": 50257},
+            "model": _gpt(layers, hidden, heads, 50257, seq),
             "workload": wl}
     return f"V{n:04d}", "training", scen, "iteration_time_s", float(r["iteration time (ms)"]) * 1e-3
 
