@@ -1,0 +1,165 @@
+"""The sections of the study report. Each takes the output folder, writes its PNGs there and
+returns a ``Section``; ``SECTIONS`` fixes their order on the page."""
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Section:
+    title: str
+    intro: str = ""
+    figures: list[tuple[str, str]] = field(default_factory=list)    # (png file name, caption)
+    tables: list[str] = field(default_factory=list)                 # HTML fragments
+
+    def html(self) -> str:
+        figs = "".join(f"<figure><img src='{f}' alt='{html.escape(c)}'><figcaption>{html.escape(c)}</figcaption></figure>"
+                       for f, c in self.figures)
+        return f"<h2>{html.escape(self.title)}</h2><p>{self.intro}</p>{figs}{''.join(self.tables)}"
+
+
+def table(header: list[str], rows: list[list], fmt=None) -> str:
+    """A small HTML table; floats are shown with 3 significant digits unless ``fmt`` says otherwise."""
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.3g}" if fmt is None else fmt(v)
+        return html.escape(str(v))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _save(fig, out: Path, name: str) -> str:
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=110)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return name
+
+
+def _predict(scenario: dict):
+    from sim.scenario import predict
+    return predict(scenario)
+
+
+# ---------------------------------------------------------------- hierarchical roofline
+ROOFLINE_DEVICES = ["A100-SXM4-80GB", "H100-SXM5-80GB", "H200-SXM-141GB"]
+CANONICAL = [  # kernels predicted on every roofline device (label, workload)
+    *[(f"GEMM m={m}", {"kind": "gemm", "m": m, "n": 8192, "k": 8192, "dtype": "bf16"}) for m in (1, 16, 128, 1024, 8192)],
+    *[(f"W4A16 m={m}", {"kind": "gemm", "m": m, "n": 8192, "k": 8192, "dtype": "fp16", "w_dtype": "int4"}) for m in (1, 16, 256)],
+    *[(f"FA2 fwd s={s}", {"kind": "attention", "batch": 16384 // s, "heads": 16, "kv_heads": 16, "seq_q": s, "seq_kv": s,
+                          "head_dim": 128, "causal": False, "dtype": "bf16", "pass": "fwd", "impl": "flash2"}) for s in (512, 4096)],
+    ("decode attn", {"kind": "attention", "batch": 16, "heads": 32, "kv_heads": 32, "seq_q": 1, "seq_kv": 4096,
+                     "head_dim": 128, "causal": False, "dtype": "fp16", "pass": "fwd", "impl": "paged"}),
+]
+
+
+def _intensity(pred) -> float:
+    flops = pred.metrics.get("tflops", 0) * 1e12 * pred.time_s
+    hbm = pred.breakdown.get("bytes", {}).get("hbm", 0)
+    return flops / hbm if hbm else float("nan")
+
+
+def roofline(out: Path) -> Section:
+    import matplotlib.pyplot as plt
+    from analysis.traces import load_published
+    from sim.hardware import load_device
+
+    rows = load_published()
+    rows = rows[rows["family"].isin(["gemm", "attention"]) & (rows["metric"] == "tflops")]
+    figs = []
+    fig, axes = plt.subplots(1, len(ROOFLINE_DEVICES), figsize=(5.2 * len(ROOFLINE_DEVICES), 4.6), sharey=True)
+    x = np.logspace(-1, 4, 200)
+    for ax, name in zip(axes, ROOFLINE_DEVICES):
+        d = load_device(name)
+        for dt, ls in (("fp8", ":"), ("bf16", "-"), ("fp16", "-"), ("tf32", "--")):
+            if dt in d.peak_tflops and not (dt == "fp16" and "bf16" in d.peak_tflops):
+                ax.axhline(d.peak_tflops[dt], color="k", ls=ls, lw=1)
+                ax.text(0.12, d.peak_tflops[dt] * 1.06, f"Tensor Core {dt}: {d.peak_tflops[dt]:g}", fontsize=7)
+        ax.plot(x, x * d.hbm_Bps / 1e12, color="tab:red", lw=1.2, label=f"HBM {d.memory.bandwidth_gbps:g} GB/s")
+        ax.plot(x, x * d.l2_Bps / 1e12, color="tab:orange", lw=1.2, label=f"L2 {d.l2_bandwidth_gbps:g} GB/s")
+        for label, wl in CANONICAL:
+            p = _predict({"hardware": name, "workload": wl, "parameters": "spec"})
+            ax.scatter(_intensity(p), p.metrics["tflops"], marker="o", facecolors="none", edgecolors="tab:blue", s=28)
+            ax.annotate(label, (_intensity(p), p.metrics["tflops"]), fontsize=6, xytext=(3, -8), textcoords="offset points")
+        mine = rows[rows["hardware"] == name]
+        for _, r in mine.iterrows():
+            try:
+                p = _predict({**json.loads(r["scenario"]), "parameters": "spec"})
+            except Exception:   # noqa: BLE001  (a row the model cannot price is left off this plot)
+                continue
+            ax.scatter(_intensity(p), r["value"], marker="x", color="tab:green", s=18)
+        ax.scatter([], [], marker="o", facecolors="none", edgecolors="tab:blue", label="predicted (canonical kernels)")
+        if len(mine):
+            ax.scatter([], [], marker="x", color="tab:green", label=f"published measurements ({len(mine)})")
+        ax.set(xscale="log", yscale="log", xlim=(0.1, 1e4), ylim=(0.5, 5000), title=name,
+               xlabel="arithmetic intensity (FLOP per HBM byte, model's traffic estimate)")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_ylabel("throughput (TFLOP/s)")
+    figs.append((_save(fig, out, "roofline.png"),
+                 "Hierarchical roofline per device: Tensor Core peak per dtype (horizontal), HBM and L2 bandwidth "
+                 "(diagonals). Hollow circles: predicted canonical kernels; crosses: published GEMM and attention "
+                 "measurements at the intensity the model assigns their shapes. H200 is predicted from its spec sheet only."))
+    return Section("Hierarchical roofline", "Where each kernel sits against the ceilings of its device.", figs)
+
+
+# ---------------------------------------------------------------- validation
+def validation(out: Path) -> Section:
+    import matplotlib.pyplot as plt
+    from analysis.traces import load_all
+    from analysis.validate import evaluate, summarize
+
+    rows = load_all()
+    res = {"spec": evaluate(rows, calibrated=False, budget_s=None),
+           "calibrated": evaluate(rows, calibrated=True, budget_s=None)}
+    summ = {k: summarize(v) for k, v in res.items()}
+    fams = sorted({r["family"] for r in res["spec"]})
+    cmap = plt.get_cmap("tab20")
+    colors = {f: cmap(i % 20) for i, f in enumerate(fams)}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), sharex=True, sharey=True)
+    for ax, (mode, results) in zip(axes, res.items()):
+        for f in fams:
+            pts = [(r["measured"], r["predicted"]) for r in results if r["family"] == f and r["predicted"]]
+            if pts:
+                m, p = zip(*pts)
+                ax.scatter(m, p, s=12, color=colors[f], label=f"{f} ({len(pts)})")
+        lo, hi = 1e-6, 1e6
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        for k in (0.5, 2):
+            ax.plot([lo, hi], [lo * k, hi * k], "k:", lw=0.6)
+        o = summ[mode]["overall"]
+        ax.set(xscale="log", yscale="log", title=f"{mode} parameters: median |error| "
+               f"{(o['median'] or 0) * 100:.1f}% over {o['predicted']} rows",
+               xlabel="measured (row's own unit: TFLOP/s, GB/s, s, x ...)", ylabel="predicted (same unit)")
+        ax.grid(True, alpha=0.3)
+    axes[1].legend(fontsize=6, ncol=2, loc="upper left")
+    figs = [(_save(fig, out, "validation.png"),
+             "Predicted vs measured for every validation row (log-log; the solid line is equality, dotted lines "
+             "are 2x off). Left: spec parameters only (no fitting); right: with the calibrated profiles (fitted on "
+             "these rows; the honest held-out error is in the calibration section).")]
+    pct = lambda v: "-" if v is None else f"{v * 100:.1f}%"   # noqa: E731
+    trows = [[f, s["rows"], s["predicted"], pct(s["median"]), pct(s["p90"]), pct(summ["calibrated"]["by_family"][f]["median"])]
+             for f, s in summ["spec"]["by_family"].items()]
+    drows = [[d, s["rows"], s["predicted"], pct(s["median"]), pct(s["p90"]), pct(summ["calibrated"]["by_device"][d]["median"])]
+             for d, s in summ["spec"]["by_device"].items()]
+    hdr = ["", "rows", "predicted", "median |err| (spec)", "p90 (spec)", "median (calibrated)"]
+    reasons = summ["spec"]["not_predicted"]
+    tables = ["<h3>Error per family</h3>" + table(["family"] + hdr[1:], trows),
+              "<h3>Error per device</h3>" + table(["device"] + hdr[1:], drows)]
+    if reasons:
+        tables.append("<h3>Rows not predicted</h3>" + table(["reason", "rows"], [[k, v] for k, v in reasons.items()]))
+    return Section("Validation against published measurements",
+                   "Error is |predicted / measured - 1|. Rows come from <code>traces/published/</code> "
+                   "(and <code>traces/measured/</code> when kernels were run on a GPU).", figs, tables)
+
+
+SECTIONS = {
+    "roofline": roofline,
+    "validation": validation,
+}
