@@ -1,0 +1,377 @@
+"""Attention cost: naive (S and P in HBM) and tiled (FlashAttention 1/2/3, paged decode) kernels.
+
+FLOPs follow the FlashAttention convention (shared/reference/README.md): forward
+4*B*Sq*Skv*H*d, halved when causal (generally: times the unmasked fraction with the mask aligned
+to the bottom-right, 1 - Sq/(2*Skv) for Sq <= Skv); backward 2.5x, forward+backward 3.5x.
+
+naive: the PyTorch reference. Two batched GEMMs (QK^T writes S to HBM, PV reads P) and a softmax
+kernel (reads S, writes P), one more read+write pass of S for the causal mask; backward: four
+GEMMs and the softmax backward (reads P and dP, writes dS). Each is priced by the GEMM and
+elementwise models and the kernels run one after another.
+
+tiled (flash1, flash2/flash, flash3, paged): one kernel over Br x Bc tiles of the score matrix,
+the tile sizes the largest that fit Q plus double-buffered K and V in shared memory.
+* Work partitioning (Dao 2022, 2023): flash1 loops over K/V blocks outside and query blocks
+  inside (grid over batch x heads, split along the query when that leaves SMs idle), so the query
+  and output blocks are re-read and re-written once per K/V block (Dao 2022's Theta(N^2 d^2 / M)
+  traffic) and its warps reduce partial outputs through shared memory ("split-K"); flash2/3 put
+  queries outside (grid over batch x heads x query blocks), so K and V are re-read once per query
+  block, mostly from L2: CTAs running together on the same head share them. Backward: grid over
+  K/V blocks, Q and dO re-read per block, dQ accumulated with fp32 atomics in L2, plus the
+  dO.O row-sum and dQ conversion kernels. Causal masks skip the blocks above the diagonal.
+* Per score element the SM does matmul work (4d FLOPs forward, 10d backward) on Tensor Cores and
+  the softmax on the SFU (one exp) and CUDA cores (``attn_*_alu_ops_per_score``). flash1/flash2
+  run them in sequence inside each warp, overlapping only across co-resident CTAs (1 - 1/CTAs per
+  SM); flash3 overlaps them by design (``attn_flash3_overlap``). flash1/flash2/paged use the
+  warp-level mma.sync, which on Hopper and later reaches only ``mma_sync_fraction`` of the peak.
+* Decode (query rows per KV head <= a tile: Sq * H/Hkv <= 128): the query heads of a KV head are
+  packed into one tile, K/V streamed once: KV bytes = B*Skv*Hkv*d*2*bytes(kv_dtype) (+ scales for
+  sub-byte types). When too few CTAs exist to fill the SMs, flash2/flash3/paged split the KV
+  sequence (FlashDecoding) and combine partials in a second kernel. The bandwidth obeys Little's
+  law: CTAs x one prefetched K+V stage in flight / DRAM latency.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sim.cost import OpCost, pricer
+from sim.cost.common import (ASYNC_MMA_ARCHS, alu_ops_per_s, ceil_div, compose, device_of, hbm_time, l2_time,
+                             sfu_ops_per_s, tc_peak)
+from sim.cost.efficiency import eff, param
+from sim.cost.elementwise import elementwise_cost
+from sim.cost.gemm import price_gemm
+from sim.errors import InputError
+from sim.ops import DTYPE_BYTES, Attention, Elementwise, Gemm
+
+IMPLS = ("naive", "flash1", "flash2", "flash3", "flash", "paged")
+ALIASES = {"flash": "flash2"}
+PASSES = {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}
+TILE_CHOICES = ((128, 128), (128, 64), (64, 64), (64, 32), (32, 32), (16, 32), (16, 16))
+MAX_PACK_ROWS = 128                       # decode: query rows of one KV head packed into one tile
+
+param("attn_fwd_alu_ops_per_score", 4.0,
+      "CUDA-core ops per score element in the online-softmax forward (scale-and-subtract FFMA, "
+      "running max, row-sum add, conversion of P to 16 bits)",
+      "FlashAttention-2 algorithm (Dao 2023, Alg. 1) and FA3 (Shah et al. 2024, Sec. 3): the "
+      "non-matmul operations per element; counted from the algorithm", lo=1.0, hi=16.0)
+param("attn_bwd_alu_ops_per_score", 5.0,
+      "CUDA-core ops per score element in the backward (recompute P: FFMA with the log-sum-exp; "
+      "dS = P*(dP - D): subtract, multiply; scale; conversions of P and dS to 16 bits)",
+      "FlashAttention-2 backward (Dao 2023, Alg. 2); counted from the algorithm", lo=1.0, hi=16.0)
+param("attn_flash3_overlap", 0.8,
+      "fraction of softmax (SFU + CUDA-core) time FlashAttention-3 hides under its GEMMs",
+      "FA3 (Shah et al. 2024, Sec. 3.1-3.2): ping-pong scheduling of two warpgroups hides one's "
+      "softmax under the other's GEMMs, intra-warpgroup pipelining overlaps the rest; named-barrier "
+      "synchronisation and register pressure leave a residue; physical reasoning", lo=0.0, hi=1.0)
+param("mma_sync_fraction", 0.6,
+      "fraction of the matrix peak the warp-level mma.sync instruction reaches on architectures "
+      "whose peak needs the asynchronous warpgroup MMA (Hopper, Blackwell); 1 elsewhere",
+      "FA3 paper (Shah et al. 2024): FlashAttention-2 reaches only 35% of the H100 peak against "
+      "50-73% of the A100 peak, for lack of wgmma/TMA; Luo et al. (arXiv 2501.12084) find mma.sync "
+      "well below the wgmma throughput on Hopper", lo=0.2, hi=1.0)
+param("attn_flash1_warps", 4.0,
+      "warps per CTA of FlashAttention-1; each writes a partial output tile to shared memory "
+      "per K/V block ('split-K' work partitioning)",
+      "FlashAttention-2 paper (Dao 2023, Sec. 3.3) describing FlashAttention-1's 4-warp split-K scheme",
+      lo=1.0, hi=16.0)
+param("smem_bytes_per_clk_per_sm", 128.0,
+      "shared-memory bandwidth per SM per clock",
+      "32 banks x 4 bytes per clock (CUDA C++ Programming Guide, shared memory)", lo=32.0, hi=1024.0)
+param("kv_quant_group_size", 32.0,
+      "KV-cache elements per quantisation group for sub-byte KV dtypes (int4, int2 ...)",
+      "KIVI (Liu et al. 2024) quantises the KV cache in groups of 32 with an fp16 scale and zero point",
+      lo=1.0, hi=4096.0)
+param("kv_quant_scale_bytes", 4.0,
+      "bytes of scale (and zero point) stored per KV quantisation group",
+      "KIVI: fp16 scale + fp16 zero point per group", lo=0.0, hi=16.0)
+param("kv_dequant_ops_per_elem", 1.5,
+      "CUDA-core instructions to turn one quantised KV element into a 16-bit value (convert, scale)",
+      "same LOP3/magic-number conversion as weight dequantisation (Kim et al. 2022; Marlin); "
+      "fp8->fp16 is one cvt per two elements on Hopper", lo=0.25, hi=8.0)
+
+
+# ----------------------------------------------------------------------------- counts
+def causal_fraction(sq: int, skv: int, causal: bool) -> float:
+    """Unmasked share of the Sq x Skv score matrix (bottom-right aligned mask); 0.5 when Sq == Skv."""
+    if not causal:
+        return 1.0
+    return 1.0 - sq / (2.0 * skv) if sq <= skv else skv / (2.0 * sq)
+
+
+def attention_flops(op: Attention) -> float:
+    """FLOPs by the FlashAttention convention for the op's pass."""
+    fwd = 4.0 * op.batch * op.seq_q * op.seq_kv * op.heads * op.head_dim
+    return fwd * causal_fraction(op.seq_q, op.seq_kv, op.causal) * PASSES[op.pass_]
+
+
+def kv_bytes_per_elem(op: Attention, dev) -> float:
+    """Bytes per cached K or V element, with per-group scales for sub-byte dtypes."""
+    kd = op.kv_dtype or op.dtype
+    b = DTYPE_BYTES[kd]
+    if b < 1:
+        b += eff(dev, "kv_quant_scale_bytes") / eff(dev, "kv_quant_group_size")
+    return b
+
+
+def _check(op: Attention, dev) -> str:
+    impl = ALIASES.get(op.impl, op.impl)
+    if op.impl not in IMPLS:
+        raise InputError("scenario", "workload.impl", f"unknown attention implementation '{op.impl}'; expected one of {IMPLS}")
+    if op.pass_ not in PASSES:
+        raise InputError("scenario", "workload.pass", f"expected one of {tuple(PASSES)}, got '{op.pass_}'")
+    for f in ("batch", "heads", "kv_heads", "seq_q", "seq_kv", "head_dim"):
+        if getattr(op, f) < 1:
+            raise InputError("scenario", f"workload.{f}", f"must be a positive integer, got {getattr(op, f)}")
+    if op.heads % op.kv_heads:
+        raise InputError("scenario", "workload.kv_heads", f"heads ({op.heads}) must be a multiple of kv_heads ({op.kv_heads})")
+    tc_peak(dev, op.dtype)
+    if op.kv_dtype is not None and op.kv_dtype not in DTYPE_BYTES:
+        raise InputError("scenario", "workload.kv_dtype", f"unknown dtype '{op.kv_dtype}'; expected one of {sorted(DTYPE_BYTES)}")
+    if impl == "flash3" and dev.arch != "hopper":
+        raise InputError("scenario", "workload.impl",
+                         f"flash3 needs a Hopper GPU (wgmma, TMA); {dev.name} is {dev.arch}")
+    if op.pass_ != "fwd" and impl == "paged":
+        raise InputError("scenario", "workload.pass", "paged attention is an inference (forward) kernel")
+    return impl
+
+
+# ----------------------------------------------------------------------------- per-element time
+def _score_time(dev, op: Attention, impl: str, bwd: bool, cps: int, Bc: int) -> tuple[float, float, float]:
+    """Seconds one SM spends per score element: (total, matmul part, softmax part)."""
+    sms, d = dev.sms, op.head_dim
+    mma = 1.0 if (impl == "flash3" or dev.arch not in ASYNC_MMA_ARCHS) else eff(dev, "mma_sync_fraction")
+    rate = tc_peak(dev, op.dtype) * eff(dev, "tc_peak_fraction") * mma / sms
+    t_mm = (10.0 if bwd else 4.0) * d / rate
+    alu = eff(dev, "attn_bwd_alu_ops_per_score" if bwd else "attn_fwd_alu_ops_per_score")
+    t_nm = 1.0 / (sfu_ops_per_s(dev) / sms) + alu / (alu_ops_per_s(dev) / sms)
+    ov = eff(dev, "attn_flash3_overlap") if impl == "flash3" else 1.0 - 1.0 / cps
+    t = max(t_mm, t_nm) + (1.0 - ov) * min(t_mm, t_nm)
+    if impl == "flash1":      # partial outputs of each warp reduced through shared memory, behind barriers
+        smem_Bps = eff(dev, "smem_bytes_per_clk_per_sm") * dev.boost_clock_mhz * 1e6
+        t += eff(dev, "attn_flash1_warps") * 2 * d * 4 / Bc / smem_Bps
+    return t, t_mm, t_nm
+
+
+def _tiles(dev, smem_need) -> tuple[int, int, int]:
+    """Largest (Br, Bc) whose shared-memory footprint fits; CTAs per SM by shared memory."""
+    for Br, Bc in TILE_CHOICES:
+        need = smem_need(Br, Bc)
+        if need <= dev.smem_bytes_per_sm:
+            return Br, Bc, max(1, int(dev.smem_bytes_per_sm // need))
+    Br, Bc = TILE_CHOICES[-1]
+    return Br, Bc, 1
+
+
+def _visited(n_row_blocks: int, Br: int, Bc: int, sq: int, skv: int, causal: bool, nkb: int) -> np.ndarray:
+    """K/V blocks each query block visits (bottom-right aligned causal mask skips the rest)."""
+    if not causal:
+        return np.full(n_row_blocks, nkb, dtype=float)
+    last_key = skv - sq + (np.arange(n_row_blocks) + 1) * Br       # keys visible to the block's last row
+    return np.clip(np.ceil(last_key / Bc), 0, nkb)
+
+
+def _makespan(per_cta: np.ndarray, copies: int, sms: int) -> float:
+    """Work (score elements) on the busiest SM: wave-quantised, and at least the longest CTA."""
+    n = len(per_cta) * copies
+    return max(ceil_div(n, sms) * float(per_cta.mean()), float(per_cta.max()))
+
+
+# ----------------------------------------------------------------------------- tiled forward
+def _tiled_fwd(op: Attention, dev, impl: str) -> dict:
+    B, H, Hkv, d = op.batch, op.heads, op.kv_heads, op.head_dim
+    sq, skv, g = op.seq_q, op.seq_kv, op.heads // op.kv_heads
+    b, kvb = DTYPE_BYTES[op.dtype], kv_bytes_per_elem(op, dev)
+    sms = dev.sms
+    Br, Bc, cps = _tiles(dev, lambda Br, Bc: Br * d * b + 2 * 2 * Bc * d * kvb)
+    pack = impl != "flash1" and sq * g <= MAX_PACK_ROWS
+    if pack:                               # decode-like: the g query heads of a KV head share one tile
+        rows, units, share_heads = sq * g, B * Hkv, 1
+    else:
+        rows, units, share_heads = sq, B * H, g
+    Br = min(Br, 16 * ceil_div(rows, 16))  # a short query pads only to the MMA height (16 rows)
+    nqb, nkb = ceil_div(rows, Br), ceil_div(skv, Bc)
+    vis = _visited(nqb, Br, Bc, sq, skv, op.causal and not pack, nkb)
+    grid = units * nqb
+    splits = 1
+    if impl in ("flash2", "flash3", "paged") and grid < sms:
+        splits = max(1, min(nkb, ceil_div(sms, grid)))            # FlashDecoding: split the KV sequence
+    chunks = 1
+    if impl == "flash1" and units < sms:
+        chunks = max(1, min(nqb, ceil_div(sms, units)))           # flash1: split along the query
+    # compute: score elements per CTA
+    if impl == "flash1":
+        per_cta = np.array([vis.sum() / chunks * Br * Bc])
+        copies = units * chunks
+    else:
+        per_cta = vis / splits * Br * Bc
+        copies = units * splits
+    t_el, t_mm, t_nm = _score_time(dev, op, impl, False, cps, Bc)
+    n_ctas = len(per_cta) * copies
+    waves = ceil_div(n_ctas, sms * cps)
+    t_compute = _makespan(per_cta, copies, sms) * t_el + waves * eff(dev, "tile_overhead_s")
+    # traffic
+    q_bytes = B * H * sq * d * b
+    o_bytes = q_bytes
+    lse = B * H * sq * 4
+    kv_once = B * Hkv * skv * d * 2 * kvb
+    pairs = units * float(vis.sum())                               # (query block, KV block) pairs visited
+    conc = min(n_ctas, sms * cps)
+    if impl == "flash1":
+        kv_l2 = units * chunks * skv * d * 2 * kvb * (float(vis.sum()) / (nqb * nkb))
+        qo_l2 = pairs * Br * d * b * 3 + pairs * Br * 8              # Q read, O read+write, m and l per KV block
+        l2 = kv_l2 + qo_l2
+        chunk_ws = ceil_div(nqb, chunks) * Br * d * 3 * b
+        hbm = (q_bytes + o_bytes + kv_once + lse) if conc * chunk_ws <= dev.l2_bytes else l2
+    else:
+        kv_l2 = pairs * Bc * d * 2 * kvb
+        if kv_once <= dev.l2_bytes:      # all of K and V stay in L2: read from HBM once
+            hbm_kv = kv_once
+        else:                            # CTAs running together on the same KV head share it in L2
+            hbm_kv = max(kv_once, kv_l2 / max(1, min(conc, nqb * share_heads)))
+        l2 = q_bytes * splits + kv_l2 + o_bytes + lse
+        hbm = q_bytes + hbm_kv + o_bytes + lse
+    partials = 2.0 * units * nqb * Br * d * 4 * splits if splits > 1 else 0.0
+    l2 += partials
+    in_flight = conc * Bc * d * 2 * kvb
+    t_hbm = hbm_time(dev, hbm, in_flight)
+    t_l2 = l2_time(dev, l2)
+    # KV dequantisation (quantised cache) on CUDA cores, spread over the busy SMs
+    t_dq = 0.0
+    if op.kv_dtype and op.kv_dtype != op.dtype:
+        active = min(sms, n_ctas)
+        t_dq = kv_l2 / kvb * eff(dev, "kv_dequant_ops_per_elem") / (alu_ops_per_s(dev) * active / sms)
+    tc = f"tensor_core_{op.dtype}" if t_mm >= t_nm else "softmax_sfu"
+    terms = {tc: t_compute, "hbm_bandwidth": t_hbm, "l2_bandwidth": t_l2}
+    serial = {}
+    if t_dq:
+        ov = eff(dev, "simt_overlap")
+        terms["dequant_simt"], serial["dequant_simt"] = ov * t_dq, (1 - ov) * t_dq
+    launches = 2 if splits > 1 else 1
+    time, bound, allterms = compose(terms, serial, launches, dev)
+    return dict(time=time, bound=bound, terms=allterms, hbm=hbm, l2=l2,
+                detail=dict(tile=(Br, Bc), ctas=n_ctas, ctas_per_sm=cps, waves=waves, split_kv=splits,
+                            q_chunks=chunks, packed_gqa=pack, kv_bytes=kv_once, dequant_s=t_dq,
+                            matmul_s_per_score=t_mm, softmax_s_per_score=t_nm))
+
+
+# ----------------------------------------------------------------------------- tiled backward
+def _tiled_bwd(op: Attention, dev, impl: str) -> dict:
+    B, H, d = op.batch, op.heads, op.head_dim
+    sq, skv = op.seq_q, op.seq_kv
+    b = DTYPE_BYTES[op.dtype]
+    sms = dev.sms
+    # K, V resident; Q and dO double-buffered; the P/dS tile
+    Br, Bc, cps = _tiles(dev, lambda Br, Bc: 2 * Bc * d * b + 2 * 2 * Br * d * b + Br * Bc * b)
+    nqb, nkb = ceil_div(sq, Br), ceil_div(skv, Bc)
+    vis_q = _visited(nqb, Br, Bc, sq, skv, op.causal, nkb)        # per query block: KV blocks
+    pairs_per_head = float(vis_q.sum())
+    # per KV block j: query blocks that see it (the same pairs, counted from the KV side)
+    vis_kv = np.array([(vis_q > j).sum() for j in range(nkb)], dtype=float)
+    units = B * H
+    chunks = 1
+    if impl == "flash1":
+        chunks = max(1, min(nkb, ceil_div(sms, units)))
+        per_cta = np.array([pairs_per_head / chunks * Br * Bc])
+        copies = units * chunks
+    else:
+        per_cta = vis_kv * Br * Bc
+        copies = units
+    t_el, t_mm, t_nm = _score_time(dev, op, impl, True, cps, Bc)
+    n_ctas = len(per_cta) * copies
+    waves = ceil_div(n_ctas, sms * cps)
+    t_compute = _makespan(per_cta, copies, sms) * t_el + waves * eff(dev, "tile_overhead_s")
+    pairs = units * pairs_per_head
+    head_io = B * H * sq * d * b                                    # one of Q, O, dO, dQ
+    kv_io = B * H * skv * d * b                                     # one of K, V, dK, dV (per query head)
+    qdo_l2 = pairs * Br * d * b * 2 + pairs * Br * 8                # Q and dO (+ LSE, D) per visited pair
+    dq_l2 = pairs * Br * d * 4                                      # fp32 dQ atomic adds, reduced in L2
+    l2 = 2 * kv_io + qdo_l2 + dq_l2 + 2 * kv_io                    # K,V read; dK,dV written
+    kv_hbm = 2 * B * op.kv_heads * skv * d * b + 2 * kv_io          # K,V once per KV head; dK,dV
+    q_once = 2 * head_io + B * H * sq * (8 + d * 4 * 2)             # Q, dO, LSE, D, fp32 dQ once
+    conc = min(n_ctas, sms * cps)
+    if 2 * head_io + B * H * sq * d * 4 <= dev.l2_bytes:           # Q, dO, dQ accumulator fit in L2
+        hbm = kv_hbm + q_once
+    else:                                  # CTAs on neighbouring KV blocks of a head share them in L2
+        hbm = kv_hbm + max(q_once, (qdo_l2 + dq_l2) / max(1, min(conc, nkb)))
+    t_hbm = hbm_time(dev, hbm, conc * Br * d * 2 * b)
+    t_l2 = l2_time(dev, l2)
+    tc = f"tensor_core_{op.dtype}" if t_mm >= t_nm else "softmax_sfu"
+    time, bound, allterms = compose({tc: t_compute, "hbm_bandwidth": t_hbm, "l2_bandwidth": t_l2}, None, 1, dev)
+    # the two small kernels around it: D = rowsum(dO * O), and the fp32 dQ -> 16-bit conversion
+    pre = elementwise_cost(Elementwise(2 * head_io, B * H * sq * 4, flops=2 * B * H * sq * d), dev)
+    post = elementwise_cost(Elementwise(B * H * sq * d * 4, head_io), dev)
+    for c in (pre, post):
+        time += c.time_s
+        hbm += c.bytes["hbm"]
+        for k, v in c.terms.items():
+            allterms[k] = allterms.get(k, 0.0) + v
+    return dict(time=time, bound=bound, terms=allterms, hbm=hbm, l2=l2,
+                detail=dict(tile=(Br, Bc), ctas=n_ctas, ctas_per_sm=cps, waves=waves, kv_chunks=chunks,
+                            matmul_s_per_score=t_mm, softmax_s_per_score=t_nm))
+
+
+# ----------------------------------------------------------------------------- naive
+def _naive_kernels(op: Attention, bwd: bool) -> list:
+    """The kernels of PyTorch's reference attention, as (name, op) in launch order."""
+    BH, sq, skv, d, dt = op.batch * op.heads, op.seq_q, op.seq_kv, op.head_dim, op.dtype
+    b = DTYPE_BYTES[dt]
+    N = BH * sq * skv                                               # score elements
+    if not bwd:
+        ks = [("qk", Gemm(m=sq, n=skv, k=d, batch=BH, dtype=dt))]
+        if op.causal:
+            ks.append(("mask", Elementwise(N * b, N * b)))
+        ks += [("softmax", Elementwise(N * b, N * b, flops=5.0 * N)),   # max, subtract, exp, sum, divide
+               ("pv", Gemm(m=sq, n=d, k=skv, batch=BH, dtype=dt))]
+        return ks
+    ks = [("dv", Gemm(m=skv, n=d, k=sq, batch=BH, dtype=dt)),      # P^T dO
+          ("dp", Gemm(m=sq, n=skv, k=d, batch=BH, dtype=dt)),      # dO V^T
+          ("softmax_bwd", Elementwise(2 * N * b, N * b, flops=3.0 * N))]
+    if op.causal:
+        ks.append(("mask_bwd", Elementwise(N * b, N * b)))
+    ks += [("dq", Gemm(m=sq, n=d, k=skv, batch=BH, dtype=dt)),     # dS K
+           ("dk", Gemm(m=skv, n=d, k=sq, batch=BH, dtype=dt))]     # dS^T Q
+    return ks
+
+
+def _naive(op: Attention, dev, bwd: bool) -> dict:
+    time, hbm, l2, terms, parts = 0.0, 0.0, 0.0, {}, []
+    for name, k in _naive_kernels(op, bwd):
+        c = price_gemm(k, dev) if isinstance(k, Gemm) else elementwise_cost(k, dev)
+        time += c.time_s
+        hbm += c.bytes.get("hbm", 0.0)
+        l2 += c.bytes.get("l2", 0.0)
+        for t, v in c.terms.items():
+            terms[t] = terms.get(t, 0.0) + v
+        parts.append((name, c.time_s, c.bound))
+    bound = max(parts, key=lambda p: p[1])[2]
+    return dict(time=time, bound=bound, terms=terms, hbm=hbm, l2=l2,
+                detail=dict(kernels=[{"name": n, "time_s": t, "bound": bd} for n, t, bd in parts],
+                            score_bytes=op.batch * op.heads * op.seq_q * op.seq_kv * DTYPE_BYTES[op.dtype]))
+
+
+# ----------------------------------------------------------------------------- pricer
+@pricer(Attention)
+def price_attention(op: Attention, system) -> OpCost:
+    dev = device_of(system)
+    impl = _check(op, dev)
+    passes = {"fwd": (False,), "bwd": (True,), "fwd_bwd": (False, True)}[op.pass_]
+    res = []
+    for bwd in passes:
+        if impl == "naive":
+            res.append(_naive(op, dev, bwd))
+        else:
+            res.append(_tiled_bwd(op, dev, impl) if bwd else _tiled_fwd(op, dev, impl))
+    time = sum(r["time"] for r in res)
+    terms: dict[str, float] = {}
+    for r in res:
+        for k, v in r["terms"].items():
+            terms[k] = terms.get(k, 0.0) + v
+    bound = max(res, key=lambda r: r["time"])["bound"]
+    detail = {"impl": impl, "causal_fraction": causal_fraction(op.seq_q, op.seq_kv, op.causal)}
+    for bwd, r in zip(passes, res):
+        detail["bwd" if bwd else "fwd"] = r["detail"] | {"time_s": r["time"], "bound": r["bound"]}
+    return OpCost(time_s=time, bound=bound, flops=attention_flops(op),
+                  bytes={"hbm": sum(r["hbm"] for r in res), "l2": sum(r["l2"] for r in res)},
+                  terms=terms, detail=detail)
