@@ -475,3 +475,28 @@ def test_hypothetical_device_is_one_file(tmp_path, h100_dict):
     assert d.peak_flops("bf16") == base.peak_flops("bf16")
     assert load_device(p) == d                                   # a Path works as well as a str
     assert load_host(d.default_host).name == "DGX-H100"
+
+
+def test_docs_device_table_matches_the_zoo():
+    """docs/hardware.md lists every device; its figures are the files' figures."""
+    doc = Path(__file__).resolve().parents[1] / "docs" / "hardware.md"
+    rows = {}
+    for line in doc.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] in DEVICES and len(cells) == 10:
+            rows[cells[0]] = cells
+    assert set(rows) == set(DEVICES)
+
+    def num(s):
+        s = s.strip()
+        return None if s == "-" else float(s.split()[0])
+
+    for name, c in rows.items():
+        d = load_device(name)
+        fp16, bf16 = (num(x) for x in c[2].split("/"))
+        assert (fp16, bf16) == (d.peak_tflops["fp16"], d.peak_tflops.get("bf16")), name
+        assert num(c[3]) == d.peak_tflops.get("fp8"), name
+        assert (num(c[4]), num(c[5]), num(c[6]), num(c[8])) == \
+            (d.memory.capacity_gb, d.memory.bandwidth_gbps, d.l2_mb, d.tdp_w), name
+        assert num(c[7]) == (d.nvlink.bandwidth_gbps if d.nvlink else None), name
+        assert c[9] == d.default_host, name
