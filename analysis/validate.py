@@ -104,6 +104,27 @@ def _default_predict():
     return predict
 
 
+def _scenario(text: str, device, calibrated: bool) -> dict:
+    scen = json.loads(text)
+    if device is not None:
+        scen["hardware"] = device          # a DeviceSpec: calibration fits try efficiency overrides
+    scen["parameters"] = "calibrated" if calibrated else "spec"
+    return scen
+
+
+def predict_row(row, device=None, calibrated: bool = False, predict: Callable | None = None) -> float:
+    """The predicted value of one trace row's metric, in the row's unit (raises when it cannot).
+
+    ``device`` replaces the scenario's hardware (a DeviceSpec with trial efficiencies, as
+    calibration uses it); ``predict`` defaults to ``sim.scenario.predict``. Validation and
+    calibration both go through here, so they cannot disagree on what a row means.
+    """
+    predict = predict or _default_predict()
+    scen = _scenario(row["scenario"], device, calibrated)
+    base = predict(_scenario(row["baseline_scenario"], device, calibrated)) if row["metric"] == "speedup" else None
+    return predicted_value(row["metric"], scen, predict(scen), base)
+
+
 def evaluate(rows, predict: Callable | None = None, calibrated: bool = False,
              budget_s: float | None = DEFAULT_BUDGET_S) -> list[dict]:
     """Predict every row; return one result dict per row (predicted or with a reason).
@@ -121,7 +142,7 @@ def evaluate(rows, predict: Callable | None = None, calibrated: bool = False,
             setup_error = f"technique modules failed to import: {type(e).__name__}: {str(e)[:80]}"
     cache: dict[str, object] = {}
 
-    def run(scen: dict):
+    def cached(scen: dict):
         key = json.dumps(scen, sort_keys=True)
         if key not in cache:
             try:
@@ -149,25 +170,17 @@ def evaluate(rows, predict: Callable | None = None, calibrated: bool = False,
         if budget_s is not None and time.perf_counter() - t0 > budget_s:
             res["reason"] = f"time budget ({budget_s:g} s) spent"
             continue
-        scen = json.loads(r["scenario"])
-        scen["parameters"] = "calibrated" if calibrated else "spec"
         try:
-            pred = run(scen)
-            base = None
-            if r["metric"] == "speedup":
-                bscen = json.loads(r["baseline_scenario"])
-                bscen["parameters"] = scen["parameters"]
-                base = run(bscen)
-            value = predicted_value(r["metric"], scen, pred, base)
+            value = predict_row(r, calibrated=calibrated, predict=cached)
             if not (math.isfinite(value) and value > 0):
                 raise NotPredicted(f"predicted {r['metric']} is not a positive number")
         except Exception as e:   # noqa: BLE001
-            res["reason"] = _reason(e, scen)
+            res["reason"] = _reason(e, json.loads(r["scenario"]))
             continue
         res["predicted"] = value
         res["error"] = abs(value / res["measured"] - 1.0)
         res["ratio"] = value / res["measured"]
-        res["bound"] = getattr(pred, "bound", "")
+        res["bound"] = getattr(cached(_scenario(r["scenario"], None, calibrated)), "bound", "")
     return results
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from analysis import validate
-from analysis.cli import main
 from analysis.traces import COLUMNS, load_published
 from sim.errors import InputError
 
@@ -129,6 +128,17 @@ def test_identical_scenarios_are_predicted_once(tmp_path):
     assert len(stub.calls) == 1
 
 
+def main(argv: list[str]) -> int:
+    """``gpusim validate ...`` through the subcommand's own parser and run()."""
+    import argparse
+    p = argparse.ArgumentParser()
+    validate.add_arguments(p)
+    try:
+        return validate.run(p.parse_args(argv[1:]))
+    except InputError:
+        return 2            # what analysis.cli does with it
+
+
 def test_command_end_to_end_json_and_text(tmp_path, monkeypatch, capsys):
     rows = gbps_rows() + [row(5, "gemm", gemm(5), "tflops", 2.0, "TFLOP/s", hardware=H100)]
     pub = store(tmp_path, rows)
@@ -154,3 +164,16 @@ def test_percentile_matches_numpy_definition():
     res = [{"error": e, "ratio": 1 + e} for e in errs]
     s = validate.error_stats(res)
     assert s["p90"] == pytest.approx(0.2 + 0.7 * 0.1) and s["median"] == pytest.approx((0.05 + 0.2) / 2)
+
+
+def test_predict_row_substitutes_the_device_for_calibration(tmp_path):
+    """Calibration prices rows with trial devices through the same per-row path."""
+    df = load_published(store(tmp_path, gbps_rows()[:1]))
+    seen = []
+
+    def stub(scen):
+        seen.append(scen)
+        return SimpleNamespace(time_s=1.0, metrics={"gbps": 42.0}, bound="x")
+    trial = object()
+    assert validate.predict_row(df.iloc[0], device=trial, predict=stub) == 42.0
+    assert seen[0]["hardware"] is trial and seen[0]["parameters"] == "spec"
