@@ -1,0 +1,173 @@
+"""GEMM cost model: closed forms, roofline bounds, monotonicity, and published regime facts."""
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sim.cost import _PRICERS
+from sim.cost.efficiency import eff
+from sim.cost.gemm import price_gemm
+from sim.errors import InputError
+from sim.hardware import load_device
+from sim.ops import Gemm
+
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def device(**over):
+    """A hypothetical Ampere-class device, inline (every figure 'sourced' as a test fixture)."""
+    d = dict(name="TestGPU", vendor="nvidia", arch="ampere", sms=108, boost_clock_mhz=1410,
+             peak_tflops={"fp32": 19.5, "tf32": 156, "fp16": 312, "bf16": 312, "int8": 624},
+             vector_fp32_tflops=19.5, sparse_24=True, register_file_kb_per_sm=256, smem_kb_per_sm=164,
+             l2_mb=40, l2_bandwidth_gbps=7000, memory={"type": "HBM2e", "capacity_gb": 80, "bandwidth_gbps": 2000},
+             nvlink=None, pcie={"generation": 4, "lanes": 16}, tdp_w=400, default_host="none")
+    d.update(over)
+    d["sources"] = {k: "test fixture" for k in d if k not in ("name", "vendor", "arch", "default_host")}
+    d["sources"].update({f"efficiency.{k}": "test fixture" for k in d.get("efficiency", {})})
+    return load_device(d)
+
+
+DEV = device()
+H100 = load_device("H100-SXM5-80GB")
+dims = st.integers(1, 16384)
+
+
+def test_registered():
+    assert _PRICERS[Gemm] is price_gemm
+
+
+@FAST
+@given(m=dims, n=dims, k=dims, batch=st.integers(1, 8), dtype=st.sampled_from(["fp16", "bf16", "tf32", "fp32", "int8"]))
+def test_flops_and_compulsory_bytes_closed_form(m, n, k, batch, dtype):
+    c = price_gemm(Gemm(m, n, k, dtype=dtype, batch=batch), DEV)
+    assert c.flops == 2 * m * n * k * batch
+    a = {"fp16": 2, "bf16": 2, "tf32": 4, "fp32": 4, "int8": 1}[dtype]
+    c_b = max(a, 2)
+    assert c.detail["compulsory"] == pytest.approx(batch * (m * k * a + k * n * a + m * n * c_b))
+    assert c.bytes["hbm"] >= c.detail["compulsory"] * (1 - 1e-9)
+    assert c.bytes["l2"] >= c.detail["compulsory"] * (1 - 1e-9)
+    assert 0 < c.detail["wave_efficiency"] <= 1
+
+
+@FAST
+@given(m=dims, n=dims, k=dims, dtype=st.sampled_from(["fp16", "bf16", "fp8", "tf32", "int8"]),
+       w=st.sampled_from([None, "int4", "int8", "fp6", "nf4", "int3"]))
+def test_never_beats_the_roofline(m, n, k, dtype, w):
+    op = Gemm(m, n, k, dtype=dtype, w_dtype=w)
+    c = price_gemm(op, H100)
+    assert c.time_s >= c.flops / H100.peak_flops(dtype)
+    assert c.time_s >= c.detail["compulsory"] / H100.hbm_Bps
+    assert c.time_s >= eff(H100, "launch_overhead_s")
+
+
+@FAST
+@given(m=dims, n=dims, k=dims, f=st.floats(1.0, 8.0), which=st.sampled_from(["hbm", "tc", "l2", "all"]),
+       w=st.sampled_from([None, "int4"]))
+def test_more_bandwidth_or_peak_is_never_slower(m, n, k, f, which, w):
+    base = DEV.model_dump()
+    fast = dict(base)
+    if which in ("hbm", "all"):
+        fast["memory"] = dict(base["memory"], bandwidth_gbps=base["memory"]["bandwidth_gbps"] * f)
+    if which in ("tc", "all"):
+        fast["peak_tflops"] = {d: v * f for d, v in base["peak_tflops"].items()}
+    if which in ("l2", "all"):
+        fast["l2_bandwidth_gbps"] = base["l2_bandwidth_gbps"] * f
+    op = Gemm(m, n, k, dtype="fp16", w_dtype=w)
+    t0 = price_gemm(op, DEV).time_s
+    t1 = price_gemm(op, device(**{k_: fast[k_] for k_ in ("memory", "peak_tflops", "l2_bandwidth_gbps")})).time_s
+    assert t1 <= t0 * (1 + 1e-9)
+
+
+def test_decode_gemm_is_hbm_bound_and_big_gemm_tensor_core_bound():
+    for dev in (H100, DEV):
+        assert price_gemm(Gemm(1, 8192, 8192, dtype="fp16"), dev).bound == "hbm_bandwidth"
+        assert price_gemm(Gemm(8192, 8192, 8192, dtype="bf16"), dev).bound == "tensor_core_bf16"
+
+
+def test_big_gemm_efficiency_is_physical():
+    """A large square GEMM lands between half of peak and the peak (cuBLAS reaches ~70-90%)."""
+    for dev in (H100, DEV):
+        c = price_gemm(Gemm(8192, 8192, 8192, dtype="bf16"), dev)
+        assert 0.5 < c.flops / c.time_s / dev.peak_flops("bf16") < 1.0
+
+
+def test_weight_bytes_closed_forms():
+    k = n = 8192
+    w4 = price_gemm(Gemm(1, n, k, dtype="fp16", w_dtype="int4", group_size=128), DEV).detail["weight_bytes"]
+    assert w4 == k * n / 2 + (k // 128) * n * 2                    # packed int4 + fp16 scales
+    nf4 = price_gemm(Gemm(1, n, k, dtype="fp16", w_dtype="nf4", group_size=64), DEV).detail["weight_bytes"]
+    assert nf4 == k * n / 2 + (k // 64) * n * 4                     # fp32 absmax per block
+    fp6 = price_gemm(Gemm(1, n, k, dtype="fp16", w_dtype="fp6"), DEV).detail["weight_bytes"]
+    assert fp6 == k * n * 0.75 + (k // 128) * n * 2
+    sp = price_gemm(Gemm(1, n, k, dtype="fp16", sparsity=0.8), DEV).detail["weight_bytes"]
+    assert sp == pytest.approx(0.2 * k * n * (2 + eff(DEV, "sparse_index_bytes")))   # Tiled-CSL: 4 B per nonzero
+    s24 = price_gemm(Gemm(1, n, k, dtype="fp16", sparsity=0.5, sparsity_pattern="2:4"), DEV).detail["weight_bytes"]
+    assert s24 == k * n / 2 * (2 + 0.25)                            # half the values + 2-bit metadata
+
+
+def test_w4a16_decode_speedup_approaches_byte_ratio():
+    """Marlin-style W4A16 at batch 1 on a large memory-bound layer: close to 16/4.125 = 3.88x."""
+    for dev in (H100, DEV):
+        fp16 = price_gemm(Gemm(1, 8192, 8192, dtype="fp16"), dev).time_s
+        w4 = price_gemm(Gemm(1, 8192, 8192, dtype="fp16", w_dtype="int4"), dev)
+        assert w4.bound == "hbm_bandwidth"
+        assert 3.0 < fp16 / w4.time_s < 16 / 4.125
+
+
+def test_w4a16_turns_compute_bound_at_large_batch():
+    for dev in (H100, DEV):
+        fp16 = price_gemm(Gemm(4096, 8192, 8192, dtype="fp16"), dev).time_s
+        w4 = price_gemm(Gemm(4096, 8192, 8192, dtype="fp16", w_dtype="int4"), dev)
+        assert w4.bound.startswith("tensor_core") or w4.bound == "dequant_simt"
+        assert fp16 / w4.time_s < 1.3                                # no byte advantage left
+
+
+def test_unhidden_dequant_costs_time():
+    """Kernels that do not overlap dequantisation (older GPTQ kernels, A10 in TECHNIQUES) are slower."""
+    op = Gemm(64, 8192, 8192, dtype="fp16", w_dtype="int4")
+    hidden = price_gemm(op, DEV)
+    serial = price_gemm(op, device(efficiency={"simt_overlap": 0.0}))
+    assert serial.time_s > hidden.time_s
+    assert serial.time_s == pytest.approx(hidden.time_s + hidden.detail["dequant_s"], rel=0.05)
+
+
+def test_unstructured_sparsity_moves_fewer_bytes_and_is_faster_when_memory_bound():
+    dense = price_gemm(Gemm(16, 9216, 36864, dtype="fp16"), DEV)
+    sparse = price_gemm(Gemm(16, 9216, 36864, dtype="fp16", sparsity=0.8), DEV)
+    assert sparse.bytes["hbm"] < dense.bytes["hbm"]
+    assert sparse.time_s < dense.time_s
+    assert sparse.flops == dense.flops                               # dense-equivalent FLOPs, as Flash-LLM reports
+
+
+def test_24_sparsity_doubles_tensor_core_rate_when_compute_bound():
+    dense = price_gemm(Gemm(8192, 8192, 8192, dtype="fp16"), DEV)
+    s24 = price_gemm(Gemm(8192, 8192, 8192, dtype="fp16", sparsity=0.5, sparsity_pattern="2:4"), DEV)
+    assert 1.3 < dense.time_s / s24.time_s <= 2.0
+
+
+def test_errors():
+    with pytest.raises(InputError) as e:
+        price_gemm(Gemm(128, 128, 128, dtype="fp8"), DEV)             # Ampere: no fp8 Tensor Cores
+    assert e.value.field == "workload.dtype"
+    with pytest.raises(InputError):
+        price_gemm(Gemm(128, 128, 128, dtype="fp16", sparsity=0.5, sparsity_pattern="2:4"), device(sparse_24=False))
+    with pytest.raises(InputError):
+        price_gemm(Gemm(128, 128, 128, dtype="fp16", w_dtype="int5"), DEV)
+    with pytest.raises(InputError):
+        price_gemm(Gemm(0, 128, 128), DEV)
+    with pytest.raises(InputError):
+        price_gemm(Gemm(128, 128, 128, sparsity=1.0), DEV)
+
+
+def test_tiny_gemm_is_launch_bound():
+    c = price_gemm(Gemm(16, 16, 16, dtype="fp16"), DEV)
+    assert c.bound == "launch_overhead"
+
+
+def test_wave_quantization_shows_in_efficiency():
+    """One tile more than fills the GPU costs a nearly empty extra wave (the classic tail effect)."""
+    full = price_gemm(Gemm(108 * 256, 128, 8192, dtype="fp16"), DEV)
+    tail = price_gemm(Gemm(108 * 256 + 1, 128, 8192, dtype="fp16"), DEV)
+    assert tail.time_s > full.time_s
+    assert math.isclose(full.flops, tail.flops, rel_tol=1e-3)
