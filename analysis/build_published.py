@@ -233,8 +233,6 @@ def _lowbit(r, p, free, notes, dev):
     if not impl.startswith(("Marlin", "Sparse-Marlin")):
         raise Unmapped(f"'{impl}' (a baseline curve of Marlin's figure): the gemm schema has no "
                        "implementation field; the figure's Marlin rows are mapped")
-    if not r["metric"].startswith("speedup over FP16 PyTorch"):
-        raise Unmapped("not a speedup of one shape")
     m, n, k = _marlin_shape(dev, free, p, notes)
     wl = {"kind": "gemm", "m": m, "n": n, "k": k, "dtype": "fp16", "w_dtype": "int4", "group_size": 128}
     family = "lowbit_gemm"
@@ -288,8 +286,6 @@ def _l2(r, p, notes):
 
 
 def _collective(r, p, notes, dev):
-    if "message_bytes" not in p:
-        raise Unmapped("expected/asymptotic bus bandwidth without a message size")
     size = p["message_bytes"]
     nbytes = int(size[:-3]) << 30 if size.endswith("GiB") else int(size)
     gpus = int(p["ranks"])
@@ -310,10 +306,8 @@ def _transfer(r, p, notes, dev):
         value = (lo + hi) / 2
         notes.append(f"range {r['value']} GB/s over 8 GPUs; midpoint stored")
     src, dst = ("hbm", "host") if metric.startswith("D2H") else ("host", "hbm")
-    if "512 MiB" in r["params"]:
-        nbytes = 512 << 20
-    else:
-        nbytes = 512 << 20
+    nbytes = 512 << 20
+    if "512 MiB" not in r["params"]:
         notes.append("buffer size not stated; 512 MiB assumed (large-transfer regime)")
     notes.append("pinned host memory (nvbandwidth allocates pinned buffers)")
     host = {"H100-SXM5-80GB": "DGX-H100", "A100-SXM4-40GB": "DGX-A100", "RTX-4090": "PCIe-Gen4-workstation"}[dev]
