@@ -241,3 +241,13 @@ def test_tree_latency_grows_with_log2_of_nodes():
         c = price("all_reduce", 8, 8 * N, algo="tree", gpn=8)
         expected = P["collective_launch_s"] + 2 * (7 * 0.8e-6 + math.ceil(math.log2(N)) * 1.5e-6)
         assert c.time_s == pytest.approx(expected, rel=1e-4)
+
+
+def test_bridged_pairs_cross_pcie_beyond_two_gpus():
+    from types import SimpleNamespace
+    bridged = H100.model_copy(update={"name": "bridged", "arch": "ampere",
+                                      "nvlink": SimpleNamespace(generation=3, bandwidth_gbps=56.25, topology="bridge")})
+    pair = coll.price(Collective("all_reduce", 4 * GiB, 2), system(bridged, gpus=2, gpn=4))
+    quad = coll.price(Collective("all_reduce", 4 * GiB, 4), system(bridged, gpus=4, gpn=4))
+    assert pair.bound == "nvlink" and quad.bound == "pcie"
+    assert "nvls" not in coll.algorithms("all_reduce", 4, system(bridged, gpus=4, gpn=4))

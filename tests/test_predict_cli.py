@@ -210,3 +210,19 @@ def test_stream_counts_arrays_read_plus_written(capsys, tmp_path):
         gbps[op] = d["metrics"]["gbps"]
     # a bandwidth-bound kernel moves bytes at about the same rate whatever the mix
     assert max(gbps.values()) / min(gbps.values()) < 1.5
+
+
+def test_attention_tflops_follow_the_flashattention_convention(capsys, tmp_path):
+    wl = {"kind": "attention", "batch": 4, "heads": 16, "seq_q": 2048, "seq_kv": 2048, "head_dim": 128,
+          "dtype": "bf16", "impl": "flash2"}
+    flops = {}
+    for causal in (False, True):
+        for p in ("fwd", "bwd", "fwd_bwd"):
+            d = predict_json({"hardware": "H100-SXM5-80GB", "workload": {**wl, "causal": causal, "pass": p}},
+                             capsys, tmp_path)
+            flops[causal, p] = d["metrics"]["tflops"] * 1e12 * d["time_s"]
+    fwd = 4 * 4 * 2048 * 2048 * 16 * 128
+    assert flops[False, "fwd"] == pytest.approx(fwd)
+    assert flops[True, "fwd"] == pytest.approx(fwd / 2)
+    assert flops[False, "bwd"] == pytest.approx(2.5 * fwd)
+    assert flops[True, "fwd_bwd"] == pytest.approx(3.5 * fwd / 2)

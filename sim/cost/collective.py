@@ -58,6 +58,7 @@ param("nvls_latency_s", 25e-6,
       "extra fixed latency of an NVLS collective (multicast-object synchronisation across the switch)",
       "NCCL src/graph/tuning.cc hwLat[NVLINK][NVLS][Simple] = 25 us", lo=0.0, hi=1e-3)
 
+NVLS_ARCHS = ("hopper", "blackwell")     # NVSwitch generations with in-switch reduction (NVLink SHARP)
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
 BUSBW_FACTOR = {   # nccl-tests: busbw = algbw * factor(n)
     "all_reduce": lambda n: 2 * (n - 1) / n,
@@ -109,19 +110,35 @@ def pcie_path_Bps(system: System) -> float:
     return pcie_Bps(gen, min(system.device.pcie.lanes, system.host.pcie_lanes_per_gpu))
 
 
+def fabric(system: System, gpus_per_node: int) -> tuple[str, bool]:
+    """(intra-node link kind, NVSwitch?) for ``gpus_per_node`` GPUs of a node.
+
+    NVLink joins every GPU of the node only through a switch (SXM/HGX boards). A device whose
+    spec says ``nvlink.topology: bridge`` (PCIe cards paired by bridges) has NVLink to one peer
+    only, so a ring over more than two of them crosses PCIe. Without that field, more than two
+    NVLink GPUs in a node are taken to sit on an NVSwitch.
+    """
+    d = system.device
+    if system.cluster.intra_node != "nvlink" or d.nvlink is None:
+        return "pcie", False
+    topology = getattr(d.nvlink, "topology", None)
+    if topology == "bridge":
+        return ("nvlink", False) if gpus_per_node <= 2 else ("pcie", False)
+    return "nvlink", (topology == "switch" or (topology is None and gpus_per_node > 2))
+
+
 def links(system: System, gpus_per_node: int, nodes: int = 1) -> Links:
     """The links one GPU of a collective over ``nodes`` nodes of ``gpus_per_node`` GPUs uses."""
     d, c = system.device, system.cluster
-    if c.intra_node == "nvlink" and d.nvlink is not None:
+    intra, switched = fabric(system, gpus_per_node)
+    if intra == "nvlink":
         link = _link(f"NVLink-{d.nvlink.generation}")
-        intra, bw = "nvlink", d.nvlink_Bps * eff(d, "nvlink_efficiency")
+        bw = d.nvlink_Bps * eff(d, "nvlink_efficiency")
     else:
         gen = min(d.pcie.generation, system.host.pcie_generation)
         link = _link(f"PCIe-{gen}")
-        intra, bw = "pcie", pcie_path_Bps(system) * eff(d, "pcie_efficiency")
-    # more than two NVLink GPUs in a node means a switch (bridges pair PCIe cards only)
-    switched = intra == "nvlink" and gpus_per_node > 2
-    nvls = switched and d.arch in ("hopper", "blackwell")
+        bw = pcie_path_Bps(system) * eff(d, "pcie_efficiency")
+    nvls = switched and d.arch in NVLS_ARCHS
     net_bw, net_alpha, net_name = 0.0, 0.0, ""
     if nodes > 1:
         net = _network_link(c.inter_node_gbps)
@@ -140,9 +157,8 @@ def algorithms(op: str, gpus: int, system: System) -> list[str]:
     if op not in OPS:
         raise ValueError(f"unknown collective '{op}'; expected one of {OPS}")
     g, n_nodes = placement(gpus, system)
-    d = system.device
-    nvls = (system.cluster.intra_node == "nvlink" and d.nvlink is not None and g > 2
-            and d.arch in ("hopper", "blackwell"))
+    _, switched = fabric(system, g)
+    nvls = switched and system.device.arch in NVLS_ARCHS
     if op == "all_reduce":
         return ["ring", "tree"] + (["nvls"] if nvls else [])
     if op in ("all_gather", "reduce_scatter"):

@@ -179,15 +179,6 @@ def predict_gemm(w: GemmIn, system, model=None) -> Prediction:
 
 
 # ------------------------------------------------------------------ attention
-def attention_flops(w: AttentionIn) -> float:
-    """FlashAttention convention: forward 4*B*H*Sq*Skv*d (two GEMMs), causal keeps the attended
-    share (1/2 for Sq = Skv; 1 - Sq/(2 Skv) in general), backward 2.5x, forward+backward 3.5x."""
-    fwd = 4.0 * w.batch * w.heads * w.seq_q * w.seq_kv * w.head_dim
-    if w.causal:
-        fwd *= 1.0 - w.seq_q / (2.0 * w.seq_kv)
-    return fwd * {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}[w.pass_]
-
-
 def attention_bytes(w: AttentionIn) -> float:
     """Q, K, V, O (+ the softmax statistics); gradients of each for a backward pass; the score
     matrix too when the implementation materialises it (naive)."""
@@ -212,16 +203,14 @@ def predict_attention(w: AttentionIn, system, model=None) -> Prediction:
     kv = w.kv_heads or w.heads
     if w.heads % kv:
         raise InputError(WHERE, "workload.kv_heads", f"got {kv}; heads ({w.heads}) must be a multiple of it")
-    if w.causal and w.seq_q > w.seq_kv:
-        raise InputError(WHERE, "workload.seq_q", f"got {w.seq_q} > seq_kv {w.seq_kv}; causal attention "
-                         "takes the queries as the last seq_q of the seq_kv positions")
     if w.impl == "flash3" and d.arch not in ("hopper", "blackwell"):
         raise InputError(WHERE, "workload.impl", f"flash3 needs Hopper (wgmma/TMA); {d.name} is {d.arch}")
     op = Attention(w.batch, w.heads, w.kv_heads or w.heads, w.seq_q, w.seq_kv, w.head_dim, w.causal,
                    w.dtype, w.pass_, w.impl, w.kv_dtype)
     oc = _price(op, system, "workload")
+    from sim.cost.attention import attention_flops     # FlashAttention convention (docs/scenarios.md)
     need = attention_bytes(w)
-    flops = attention_flops(w)
+    flops = attention_flops(op)
     return _prediction(op, oc, system, fits=need <= d.hbm_bytes, memory={"hbm": need},
                        metrics={"tflops": _per_s(flops, oc.time_s) / 1e12, "flops": flops})
 
