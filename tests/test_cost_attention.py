@@ -1,0 +1,176 @@
+"""Attention cost model: FLOP convention, traffic facts (naive vs tiled, GQA, causal), decode regime."""
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sim.cost import _PRICERS
+from sim.cost.attention import attention_flops, causal_fraction, price_attention
+from sim.errors import InputError
+from sim.hardware import load_device
+from sim.ops import Attention
+
+FAST = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+H100 = load_device("H100-SXM5-80GB")
+
+
+def device(**over):
+    """A hypothetical Ampere-class device, inline."""
+    d = dict(name="TestGPU", vendor="nvidia", arch="ampere", sms=108, boost_clock_mhz=1410,
+             peak_tflops={"fp32": 19.5, "tf32": 156, "fp16": 312, "bf16": 312, "int8": 624},
+             vector_fp32_tflops=19.5, sparse_24=True, register_file_kb_per_sm=256, smem_kb_per_sm=164,
+             l2_mb=40, l2_bandwidth_gbps=7000, memory={"type": "HBM2e", "capacity_gb": 80, "bandwidth_gbps": 2000},
+             nvlink=None, pcie={"generation": 4, "lanes": 16}, tdp_w=400, default_host="none")
+    d.update(over)
+    d["sources"] = {k: "test fixture" for k in d if k not in ("name", "vendor", "arch", "default_host")}
+    return load_device(d)
+
+
+DEV = device()
+
+
+def attn(**kw):
+    base = dict(batch=4, heads=16, kv_heads=16, seq_q=4096, seq_kv=4096, head_dim=128, causal=False,
+                dtype="fp16", pass_="fwd", impl="flash2")
+    base.update(kw)
+    return Attention(**base)
+
+
+def test_registered():
+    assert _PRICERS[Attention] is price_attention
+
+
+@given(b=st.integers(1, 8), h=st.sampled_from([8, 16, 32]), s=st.integers(1, 8192), d=st.sampled_from([64, 128]))
+@FAST
+def test_flop_convention(b, h, s, d):
+    """FlashAttention convention: fwd 4*B*S^2*H*d, causal halves, bwd 2.5x, fwd+bwd 3.5x."""
+    fwd = 4 * b * s * s * h * d
+    kw = dict(batch=b, heads=h, kv_heads=h, seq_q=s, seq_kv=s, head_dim=d)
+    assert attention_flops(attn(**kw)) == fwd
+    assert attention_flops(attn(causal=True, **kw)) == fwd / 2
+    assert attention_flops(attn(pass_="bwd", **kw)) == 2.5 * fwd
+    assert attention_flops(attn(pass_="fwd_bwd", causal=True, **kw)) == 3.5 * fwd / 2
+
+
+def test_causal_fraction_with_cached_prefix():
+    assert causal_fraction(1, 1000, True) == pytest.approx(1 - 1 / 2000)     # decode sees (almost) all keys
+    assert causal_fraction(512, 512, True) == 0.5
+    assert causal_fraction(512, 1024, False) == 1.0
+
+
+@FAST
+@given(impl=st.sampled_from(["naive", "flash1", "flash2"]), s=st.sampled_from([1, 128, 1000, 4096]),
+       skv=st.sampled_from([128, 2048, 8192]), causal=st.booleans(), ps=st.sampled_from(["fwd", "bwd", "fwd_bwd"]),
+       g=st.sampled_from([1, 4]))
+def test_never_beats_the_roofline(impl, s, skv, causal, ps, g):
+    op = attn(seq_q=min(s, skv), seq_kv=skv, causal=causal, pass_=ps, impl=impl, kv_heads=16 // g)
+    for dev in (DEV, H100):
+        c = price_attention(op, dev)
+        assert c.time_s >= c.flops / dev.peak_flops("fp16")
+        qo = 2 * op.batch * op.heads * op.seq_q * op.head_dim * 2
+        kv = 2 * op.batch * op.kv_heads * op.seq_kv * op.head_dim * 2
+        assert c.bytes["hbm"] >= (qo + kv) * (1 - 1e-9)
+        assert c.time_s >= (qo + kv) / dev.hbm_Bps
+
+
+@FAST
+@given(impl=st.sampled_from(["naive", "flash2", "paged"]), s=st.sampled_from([1, 512, 4096]),
+       f=st.floats(1.0, 6.0), which=st.sampled_from(["hbm", "tc", "both"]))
+def test_more_bandwidth_or_peak_is_never_slower(impl, s, f, which):
+    base = DEV.model_dump()
+    fast = {"memory": base["memory"], "peak_tflops": base["peak_tflops"]}
+    if which in ("hbm", "both"):
+        fast["memory"] = dict(base["memory"], bandwidth_gbps=base["memory"]["bandwidth_gbps"] * f)
+    if which in ("tc", "both"):
+        fast["peak_tflops"] = {d: v * f for d, v in base["peak_tflops"].items()}
+    op = attn(seq_q=s, seq_kv=4096, impl=impl, causal=s > 1)
+    assert price_attention(op, device(**fast)).time_s <= price_attention(op, DEV).time_s * (1 + 1e-9)
+
+
+def test_naive_moves_more_hbm_bytes_and_the_gap_grows_with_sequence():
+    ratios = []
+    for s in (512, 2048, 8192):
+        naive = price_attention(attn(seq_q=s, seq_kv=s, batch=1, impl="naive"), DEV)
+        flash = price_attention(attn(seq_q=s, seq_kv=s, batch=1, impl="flash2"), DEV)
+        ratios.append(naive.bytes["hbm"] / flash.bytes["hbm"])
+    assert ratios[0] > 1 and ratios[0] < ratios[1] < ratios[2]
+
+
+def test_flash_beats_naive_at_long_sequence():
+    """FlashAttention papers: 2-4x over the PyTorch reference at long sequences (fwd+bwd)."""
+    naive = price_attention(attn(impl="naive", pass_="fwd_bwd", causal=True), DEV)
+    flash = price_attention(attn(impl="flash2", pass_="fwd_bwd", causal=True), DEV)
+    assert naive.time_s / flash.time_s > 2
+
+
+def test_causal_skips_about_half_the_work():
+    full = price_attention(attn(seq_q=16384, seq_kv=16384, batch=1), DEV)
+    causal = price_attention(attn(seq_q=16384, seq_kv=16384, batch=1, causal=True), DEV)
+    assert causal.flops == full.flops / 2
+    assert 1.6 < full.time_s / causal.time_s <= 2.0
+
+
+def test_gqa_reduces_kv_bytes_by_the_group_size():
+    for g in (2, 4, 8):
+        mha = price_attention(attn(batch=16, seq_q=1, seq_kv=8192, impl="paged"), DEV)
+        gqa = price_attention(attn(batch=16, seq_q=1, seq_kv=8192, impl="paged", kv_heads=16 // g), DEV)
+        assert mha.detail["fwd"]["kv_bytes"] / gqa.detail["fwd"]["kv_bytes"] == pytest.approx(g)
+        assert mha.bytes["hbm"] / gqa.bytes["hbm"] > 0.9 * g
+        assert gqa.time_s < mha.time_s
+
+
+def test_decode_is_memory_bound_on_kv_bytes():
+    op = attn(batch=16, heads=32, kv_heads=32, seq_q=1, seq_kv=2048, impl="paged")
+    for dev in (DEV, H100):
+        c = price_attention(op, dev)
+        kv = 16 * 2048 * 32 * 128 * 2 * 2
+        assert c.detail["fwd"]["kv_bytes"] == kv
+        assert c.bound == "hbm_bandwidth"
+        assert kv / dev.hbm_Bps <= c.time_s < 2 * kv / dev.hbm_Bps
+
+
+def test_single_request_decode_splits_the_kv_sequence():
+    c = price_attention(attn(batch=1, heads=32, kv_heads=8, seq_q=1, seq_kv=32768, impl="flash2"), DEV)
+    assert c.detail["fwd"]["split_kv"] > 1
+    assert c.detail["fwd"]["packed_gqa"]
+
+
+def test_quantized_kv_cache_is_faster_and_smaller():
+    times, kvs = [], []
+    for kd in (None, "fp8", "int4", "int2"):
+        c = price_attention(attn(batch=8, heads=32, kv_heads=32, seq_q=1, seq_kv=32768, impl="paged", kv_dtype=kd), DEV)
+        times.append(c.time_s)
+        kvs.append(c.detail["fwd"]["kv_bytes"])
+    assert times == sorted(times, reverse=True) and kvs == sorted(kvs, reverse=True)
+    assert kvs[0] / kvs[2] < 4                                     # int4 scales cost bytes: below the 4x bit ratio
+    assert kvs[0] / kvs[1] == pytest.approx(2)
+
+
+def test_generation_ordering_matches_the_papers():
+    """FA2 paper: ~2x over FA1 on A100; FA3 paper: 1.5-2x over FA2 on H100 (fwd, long sequences)."""
+    fa1 = price_attention(attn(impl="flash1"), DEV).time_s
+    fa2 = price_attention(attn(impl="flash2"), DEV).time_s
+    assert 1.3 < fa1 / fa2 < 3.5
+    fa2h = price_attention(attn(impl="flash2"), H100).time_s
+    fa3h = price_attention(attn(impl="flash3"), H100).time_s
+    assert 1.3 < fa2h / fa3h < 2.5
+
+
+def test_attention_efficiency_is_physical():
+    """Tiled attention sits below the matmul peak (softmax on SFU/CUDA cores): FA2 50-73% on A100."""
+    c = price_attention(attn(impl="flash2"), DEV)
+    assert 0.4 < c.flops / c.time_s / DEV.peak_flops("fp16") < 0.85
+
+
+def test_errors():
+    with pytest.raises(InputError) as e:
+        price_attention(attn(impl="flash3"), DEV)                   # Ampere: no wgmma/TMA
+    assert e.value.field == "workload.impl"
+    with pytest.raises(InputError):
+        price_attention(attn(impl="magic"), DEV)
+    with pytest.raises(InputError) as e:
+        price_attention(attn(dtype="fp8"), DEV)
+    assert e.value.field == "workload.dtype"
+    with pytest.raises(InputError):
+        price_attention(attn(heads=16, kv_heads=3), DEV)
+    with pytest.raises(InputError):
+        price_attention(attn(kv_dtype="int5"), DEV)
