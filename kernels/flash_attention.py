@@ -3,7 +3,8 @@ softmax so the S x S score matrix never reaches HBM. Causal or not; grouped-quer
 (``kv_heads`` < ``heads``: query head h reads KV head h // (heads / kv_heads)).
 
 Measures the gpusim ``attention`` workload (pass fwd, impl flash2). FLOPs follow the
-FlashAttention convention: 4 * batch * heads * seq_q * seq_kv * head_dim, halved when causal.
+FlashAttention convention: 4 * batch * heads * seq_q * seq_kv * head_dim, times the attended
+share 1 - seq_q / (2 seq_kv) when causal (1/2 for seq_q = seq_kv).
 Causal masking aligns the last query with the last key (query i sees keys j <= i + seq_kv - seq_q).
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ def scenario(batch, heads, kv_heads, seq_q, seq_kv, head_dim, causal, dtype="fp1
 
 def flops(batch, heads, seq_q, seq_kv, head_dim, causal) -> float:
     f = 4.0 * batch * heads * seq_q * seq_kv * head_dim
-    return f / 2 if causal else f
+    return f * (1.0 - seq_q / (2.0 * seq_kv)) if causal else f
 
 
 def _configs() -> list[triton.Config]:

@@ -45,13 +45,15 @@ class Case:
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
-    def values(self, time_s: float) -> dict[str, tuple[float, str]]:
-        """metric -> (value, unit) for a measured time."""
+    def values(self, time_s: float, hbm_Bps: float | None = None) -> dict[str, tuple[float, str]]:
+        """metric -> (value, unit) for a measured time; hbm_utilization needs the spec bandwidth."""
         out = {"time_s": (time_s, "s")}
         if self.flops:
             out["tflops"] = (self.flops / time_s / 1e12, "TFLOP/s")
         if self.bytes:
             out["gbps"] = (self.bytes / time_s / 1e9, "GB/s")
+            if hbm_Bps:
+                out["hbm_utilization"] = (self.bytes / time_s / hbm_Bps, "fraction")
         return {m: out[m] for m in self.metrics if m in out}
 
 
