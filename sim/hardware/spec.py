@@ -1,7 +1,7 @@
 """Schemas of the hardware zoo: a device (GPU), a host (CPU, DRAM, PCIe, NVMe) and a link.
 
-Files hold figures in the units datasheets print (TFLOP/s, GB/s with 1 GB = 1e9 bytes, GB,
-MB, KB, MHz, W); the properties ending in ``_Bps``, ``_flops`` and ``_bytes`` give SI values
+Files hold figures in the units datasheets print (TFLOP/s, GB/s with 1 GB = 1e9 bytes; device
+memory GB, L2 MB and shared-memory KB, which vendors count in binary units (GiB, MiB, KiB); MHz, W); the properties ending in ``_Bps``, ``_flops`` and ``_bytes`` give SI values
 (bytes, bytes/s, FLOP/s) for the cost model. Every figure carries a source in ``sources``:
 the loader refuses a file that leaves a figure unsourced.
 """
@@ -88,7 +88,9 @@ class DeviceSpec(_Strict):
 
     @property
     def hbm_bytes(self) -> float:
-        return self.memory.capacity_gb * 1e9
+        """Vendors' memory, L2 and shared-memory sizes are binary: an "80GB" A100 reports 81920 MiB in
+        nvidia-smi, a "50 MB" L2 is 50 MiB. Bandwidths and FLOP/s stay decimal."""
+        return self.memory.capacity_gb * 2**30
 
     @property
     def l2_Bps(self) -> float:
@@ -96,11 +98,11 @@ class DeviceSpec(_Strict):
 
     @property
     def l2_bytes(self) -> float:
-        return self.l2_mb * 1e6
+        return self.l2_mb * 2**20
 
     @property
     def smem_bytes_per_sm(self) -> float:
-        return self.smem_kb_per_sm * 1e3
+        return self.smem_kb_per_sm * 2**10
 
     @property
     def vector_flops(self) -> float:
