@@ -20,28 +20,25 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only the module of ``command`` (the one being run) is imported, so a
+    subcommand's dependencies never slow down or break the others."""
     p = argparse.ArgumentParser(prog="gpusim", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     for name, (mod, help_) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_)
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-            sp.set_defaults(_missing=name)
+        if name != command:
             continue
+        module = importlib.import_module(mod)
         module.add_arguments(sp)
         sp.set_defaults(_run=module.run)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "_missing", None):
-        print(f"gpusim {args._missing}: not available in this version", file=sys.stderr)
-        return 2
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except InputError as e:
