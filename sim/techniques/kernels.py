@@ -98,21 +98,32 @@ def _price(op, system, field: str) -> OpCost:
 
 _RESOURCE_BYTES = {"hbm_bandwidth": "hbm", "l2_bandwidth": "l2", "nvlink": "nvlink", "pcie": "pcie",
                    "network": "network", "nvme_read": "nvme", "nvme_write": "nvme", "dram_bandwidth": "dram"}
+_LABEL = {"hbm_bandwidth": "HBM", "l2_bandwidth": "L2", "dram_bandwidth": "host DRAM", "pcie": "PCIe",
+          "nvlink": "NVLink", "network": "network", "nvme_read": "NVMe read", "nvme_write": "NVMe write",
+          "launch_overhead": "launch-overhead", "cpu": "CPU"}
+
+
+def _rate(x: float, unit: str) -> str:
+    """1.73e12 B/s -> '1.73 TB/s'; 3.2e14 FLOP/s -> '320 TFLOP/s'."""
+    for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M")):
+        if x >= scale:
+            return f"{x / scale:.3g} {prefix}{unit}"
+    return f"{x:.3g} {unit}"
 
 
 def explain(oc: OpCost) -> str:
     """One sentence: which resource bounds the op and at what achievable rate."""
     if isinstance(oc.detail, dict) and oc.detail.get("explanation"):
         return str(oc.detail["explanation"])
-    t = oc.terms.get(oc.bound)
-    if oc.bound.startswith("tensor_core") or oc.bound in ("vector", "cuda_core", "simt", "cpu"):
-        rate = oc.flops / t if t else 0.0
-        return f"{oc.bound}-bound: {oc.flops:.3g} FLOP at {rate / 1e12:.3g} TFLOP/s achievable"
-    key = _RESOURCE_BYTES.get(oc.bound)
+    b, t = oc.bound, oc.terms.get(oc.bound)
+    if b.startswith("tensor_core") and t:
+        return (f"Tensor-Core-bound ({b.removeprefix('tensor_core_')}): {oc.flops:.3g} FLOP at "
+                f"{_rate(oc.flops / t, 'FLOP/s')} achievable")
+    key = _RESOURCE_BYTES.get(b)
     if key and t and oc.bytes.get(key):
-        return f"{oc.bound}-bound: {oc.bytes[key]:.3g} bytes at {oc.bytes[key] / t / 1e9:.3g} GB/s achievable"
+        return f"{_LABEL.get(b, b)}-bound: {oc.bytes[key]:.3g} bytes at {_rate(oc.bytes[key] / t, 'B/s')} achievable"
     others = ", ".join(f"{k} {v * 1e6:.3g} us" for k, v in oc.terms.items())
-    return f"{oc.bound}-bound ({others})"
+    return f"{_LABEL.get(b, b)}-bound ({others})"
 
 
 def _jsonable(x):
