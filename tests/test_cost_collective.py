@@ -251,3 +251,14 @@ def test_bridged_pairs_cross_pcie_beyond_two_gpus():
     quad = coll.price(Collective("all_reduce", 4 * GiB, 4), system(bridged, gpus=4, gpn=4))
     assert pair.bound == "nvlink" and quad.bound == "pcie"
     assert "nvls" not in coll.algorithms("all_reduce", 4, system(bridged, gpus=4, gpn=4))
+
+
+def test_a_group_strided_across_nodes_goes_over_the_network():
+    s = system(gpus=32, gpn=8, gbps=200.0)
+    packed = coll.price(Collective("all_reduce", GiB, 4), s)
+    strided = coll.price_placed(Collective("all_reduce", GiB, 4), s, per_node=1)
+    assert packed.detail["nodes"] == 1 and packed.bound == "nvlink"
+    assert strided.detail["nodes"] == 4 and strided.bound == "network"
+    net = 200e9 / 8 * P["network_efficiency"]
+    assert strided.bytes["network"] == pytest.approx(2 * 3 / 4 * GiB)
+    assert strided.time_s > 2 * 3 / 4 * GiB / net

@@ -146,17 +146,18 @@ def links(system: System, gpus_per_node: int, nodes: int = 1) -> Links:
     return Links(intra, bw, link.latency_us * 1e-6, net_bw, net_alpha, switched, nvls, link.name, net_name)
 
 
-def placement(gpus: int, system: System) -> tuple[int, int]:
-    """(GPUs per node, nodes) for a collective over ``gpus`` GPUs packed onto whole nodes."""
-    g = max(1, min(gpus, system.cluster.gpus_per_node))
+def placement(gpus: int, system: System, per_node: int | None = None) -> tuple[int, int]:
+    """(GPUs per node, nodes) of a collective over ``gpus`` GPUs: packed onto whole nodes, or
+    ``per_node`` GPUs in each node (1 for a data-parallel group strided across nodes by TP)."""
+    g = max(1, min(gpus, per_node or system.cluster.gpus_per_node))
     return g, -(-gpus // g)
 
 
-def algorithms(op: str, gpus: int, system: System) -> list[str]:
+def algorithms(op: str, gpus: int, system: System, per_node: int | None = None) -> list[str]:
     """The algorithms that can run ``op`` on ``gpus`` GPUs of this system (NCCL's choices)."""
     if op not in OPS:
         raise ValueError(f"unknown collective '{op}'; expected one of {OPS}")
-    g, n_nodes = placement(gpus, system)
+    g, n_nodes = placement(gpus, system, per_node)
     _, switched = fabric(system, g)
     nvls = switched and system.device.arch in NVLS_ARCHS
     if op == "all_reduce":
@@ -166,9 +167,8 @@ def algorithms(op: str, gpus: int, system: System) -> list[str]:
     return ["direct"]           # all_to_all, send_recv: point-to-point to each peer
 
 
-def _plan(op: str, algo: str, S: float, g: int, N: int, L: Links, device) -> dict:
+def _plan(op: str, algo: str, S: float, n: int, g: int, N: int, L: Links, device) -> dict:
     """Bytes per GPU on each link (per direction), latency in seconds, and the steps, for one algorithm."""
-    n = g * N
     ai, an = L.intra_alpha_s, L.net_alpha_s
     intra = net = lat = 0.0
     steps = ""
@@ -228,22 +228,29 @@ def _plan(op: str, algo: str, S: float, g: int, N: int, L: Links, device) -> dic
 
 @pricer(Collective)
 def price(op: Collective, system: System) -> OpCost:
-    """Price ``op`` with ``op.algo`` (or the fastest algorithm, as NCCL's tuner picks)."""
+    """Price ``op`` with ``op.algo`` (or the fastest algorithm, as NCCL's tuner picks), its GPUs
+    packed onto nodes."""
+    return price_placed(op, system)
+
+
+def price_placed(op: Collective, system: System, per_node: int | None = None) -> OpCost:
+    """As ``price``, with ``per_node`` GPUs of the group in each node (e.g. 1 for a data-parallel
+    group whose members sit in different nodes, one per tensor-parallel block)."""
     if op.gpus < 1:
         raise ValueError(f"collective over {op.gpus} GPUs")
     if op.gpus == 1:
         return OpCost(0.0, "none", detail={"algo": None, "gpus": 1, "algbw_Bps": 0.0, "busbw_Bps": 0.0,
                                            "explanation": "one GPU: nothing to communicate"})
-    choices = algorithms(op.op, op.gpus, system)
+    choices = algorithms(op.op, op.gpus, system, per_node)
     if op.algo is not None and op.algo not in choices:
         raise ValueError(f"algorithm '{op.algo}' cannot run {op.op} on {op.gpus} GPUs of "
                          f"{system.device.name} ({system.cluster.intra_node}); choose from {choices}")
-    g, N = placement(op.gpus, system)
+    g, N = placement(op.gpus, system, per_node)
     L = links(system, g, N)
     launch = eff(system.device, "collective_launch_s")
     timed = {}
     for algo in ([op.algo] if op.algo else choices):
-        p = _plan(op.op, algo, float(op.bytes), g, N, L, system.device)
+        p = _plan(op.op, algo, float(op.bytes), op.gpus, g, N, L, system.device)
         bw_t = max(p["terms"].values(), default=0.0)
         timed[algo] = (launch + p["latency_s"] + bw_t, p)
     algo = min(timed, key=lambda a: timed[a][0])
