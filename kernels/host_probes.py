@@ -79,15 +79,15 @@ def host_memory(array_mb: int = 256, rep_s: float = 0.6) -> list[dict]:
                       f"{array_mb} MB float64 arrays; {threads} thread(s); STREAM GB/s (read+write) = "
                       f"{arrays * 8 * n / t / 1e9:.3g}"))
 
-    record("numpy.copyto", "copy", 2, wall_bench(lambda: np.copyto(a, b), rep_s=rep_s), 1)
-    record("numpy.multiply", "scale", 2, wall_bench(lambda: np.multiply(b, s, out=a), rep_s=rep_s), 1)
+    record("numpy.copyto", "copy", 2, wall_bench(lambda: np.copyto(a, b), rep_s=rep_s, max_runs=50), 1)
+    record("numpy.multiply", "scale", 2, wall_bench(lambda: np.multiply(b, s, out=a), rep_s=rep_s, max_runs=50), 1)
     try:
         k = _numba_kernels()
     except ImportError:
         return out
-    record("numba.copy", "copy", 2, wall_bench(lambda: k["copy"](a, b), rep_s=rep_s), k["threads"])
-    record("numba.scale", "scale", 2, wall_bench(lambda: k["scale"](a, b, s), rep_s=rep_s), k["threads"])
-    record("numba.triad", "triad", 3, wall_bench(lambda: k["triad"](a, b, c, s), rep_s=rep_s), k["threads"])
+    record("numba.copy", "copy", 2, wall_bench(lambda: k["copy"](a, b), rep_s=rep_s, max_runs=50), k["threads"])
+    record("numba.scale", "scale", 2, wall_bench(lambda: k["scale"](a, b, s), rep_s=rep_s, max_runs=50), k["threads"])
+    record("numba.triad", "triad", 3, wall_bench(lambda: k["triad"](a, b, c, s), rep_s=rep_s, max_runs=50), k["threads"])
     return out
 
 
