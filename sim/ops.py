@@ -26,6 +26,8 @@ class Gemm:
     sparsity: float = 0.0            # fraction of zero weights
     sparsity_pattern: str = "unstructured"   # unstructured | 2:4
     batch: int = 1                   # batched GEMM count
+    dequant_overlap: float | None = None   # share of CUDA-core dequant hidden under MMA/loads; None = the
+                                           # device's `simt_overlap` (kernels differ: Marlin ~1, old GPTQ ~0)
     name: str = "gemm"
 
 

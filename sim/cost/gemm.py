@@ -173,7 +173,7 @@ def _tile_candidate(op: Gemm, dev: DeviceSpec, wf: WeightFormat, Tm: int, Tn: in
     t_hbm = hbm_time(dev, hbm_bytes, in_flight)
     t_l2 = l2_time(dev, l2_bytes)
     t_dq = per_sm * wf.simt_ops_per_elem * k_cta * Tn / (alu_ops_per_s(dev) / sms)
-    ov = eff(dev, "simt_overlap")
+    ov = op.dequant_overlap if op.dequant_overlap is not None else eff(dev, "simt_overlap")
     terms = {f"tensor_core_{op.dtype}": t_tc, "hbm_bandwidth": t_hbm, "l2_bandwidth": t_l2}
     serial = {}
     if t_dq > 0:
