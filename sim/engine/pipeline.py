@@ -59,27 +59,37 @@ def stage_order(schedule: str, p: int, m: int, v: int, i: int) -> list[tuple[str
 
 def build(graph: Graph, schedule: str, p: int, m: int, v: int,
           fwd: Callable[[int, int, int], float] | Sequence, bwd: Callable[[int, int, int], float] | Sequence,
-          stream: str = "gpu{i}/compute", flops: tuple[float, float] = (0.0, 0.0)) -> dict:
+          stream: str = "gpu{i}/compute", split_last: Sequence[int] | None = None) -> dict:
     """Add the schedule's compute tasks to ``graph``.
 
     ``fwd(i, j, c)`` / ``bwd(i, j, c)`` give the duration of micro-batch j's forward/backward on
     chunk c of stage i (or a [stage][chunk] table). Returns ``{('F'|'B', i, j, c): task id}``.
     Cross-stage dependencies: F(i,j,c) after F(i-1,j,c) (or F(p-1,j,c-1) on stage 0);
     B(i,j,c) after B(i+1,j,c) (or B(0,j,c+1) on the last stage, or its own last forward).
+    ``split_last[i] = k`` emits stage i's final task as k equal consecutive pieces (so gradient
+    buckets can depend on part of it); their ids are under ``('pieces', i)``.
     """
     if schedule == "interleaved" and v > 1 and m % p:
         raise ValueError(f"interleaved schedule needs micro-batches ({m}) divisible by stages ({p})")
     f = fwd if callable(fwd) else (lambda i, j, c: fwd[i][c])
     b = bwd if callable(bwd) else (lambda i, j, c: bwd[i][c])
     ids: dict = {}
+    first: dict = {}
     for i in range(p):
         s = stream.format(i=i)
-        for kind, j, c in stage_order(schedule, p, m, v, i):
+        order = stage_order(schedule, p, m, v, i)
+        for n, (kind, j, c) in enumerate(order):
             dur = f(i, j, c) if kind == "F" else b(i, j, c)
-            ids[(kind, i, j, c)] = graph.add(f"{kind}{j}.{c}", s, dur, phase="fwd" if kind == "F" else "bwd",
-                                             pid=i, flops=flops[0 if kind == "F" else 1],
-                                             meta={"mb": j, "chunk": c, "stage": i})
-    for (kind, i, j, c), tid in ids.items():
+            phase = "fwd" if kind == "F" else "bwd"
+            k = split_last[i] if (split_last is not None and n == len(order) - 1) else 1
+            pieces = [graph.add(f"{kind}{j}.{c}" + (f"/{q}" if k > 1 else ""), s, dur / k, phase=phase, pid=i,
+                                meta={"mb": j, "chunk": c, "stage": i}) for q in range(k)]
+            first[(kind, i, j, c)] = pieces[0]
+            ids[(kind, i, j, c)] = pieces[-1]
+            if n == len(order) - 1:
+                ids[("pieces", i)] = pieces
+    for key, tid in list(first.items()):
+        kind, i, j, c = key
         if kind == "F":
             prev = ids[("F", i - 1, j, c)] if i > 0 else (ids[("F", p - 1, j, c - 1)] if c > 0 else None)
         else:

@@ -1,0 +1,276 @@
+"""One training iteration from its priced pieces (``Step``), two ways.
+
+``closed_form(step)`` (analytical engine):
+- pipeline path: T_pipe = m*max_i S_i + (sum_i S_i - max_i S_i)/v with S_i one micro-batch's
+  forward+backward on stage i (``analytical.pipeline_time``); stage i's last backward ends
+  sum_{k<i} B_k earlier than stage 0's; data-parallel buckets then finish
+  ``overlap_exposed(K, c, B/K)`` after it (overlap on) or K*c after it (off); then the global
+  sync, the optimizer step, the ZeRO-1/2 parameter all-gather and the per-iteration overhead.
+- layerwise path (ZeRO-3, offload, MeZO; one pipeline stage): each micro-batch's forward is a
+  flow line of L layers through [fetch weights (PCIe/NVMe), all-gather (ZeRO-3), compute, write
+  activations] and its backward through [fetch weights and activations, all-gather, compute,
+  reduce-scatter, gradients to host]: sum of one layer's stage times + (L-1) x the slowest
+  (``offload.flow_line``); the host optimizer step is a flow line of sub-groups through
+  [NVMe read, CPU, NVMe write, weights to GPU], exposed after backward, or hidden behind the
+  last backward (Fuyou) or the next iteration (ZeRO-Offload's delayed parameter update).
+``build_graph(step)`` lays the same pieces out as tasks on streams for the discrete-event
+engine, which then finds overlap and contention itself; ``from_timeline`` reads the result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.engine import analytical, pipeline
+from sim.engine.graph import Graph, Timeline
+from sim.techniques.offload import flow_line
+from sim.techniques.step import Step
+
+
+@dataclass
+class Times:
+    iteration_s: float
+    phases: dict                 # seconds by phase on the critical stage
+    exposed_comm_s: float
+    bubble_fraction: float
+    engine: str
+    extra: dict = field(default_factory=dict)
+
+
+# ---- analytical ---------------------------------------------------------------------------------
+def _stage_sums(step: Step):
+    S = np.array([sum(f) + sum(b) for f, b in zip(step.F, step.B)])
+    return S, S.sum(), S.max()
+
+
+def _dp_tail(step: Step, i: int) -> float:
+    k, c = step.dp_k[i], step.dp_c[i]
+    if k == 0:
+        return 0.0
+    last_b = step.B[i][0]
+    if step.dp_overlap:
+        return float(analytical.overlap_exposed(k, c, last_b / k))
+    return k * c
+
+
+def closed_form(step: Step) -> Times:
+    if step.path == "layerwise":
+        return _closed_layerwise(step)
+    L = step.L
+    S, s_sum, s_max = _stage_sums(step)
+    t_pipe = float(analytical.pipeline_time(step.m, L.pp, L.v, s_sum, s_max))
+    ends = t_pipe - np.concatenate([[0.0], np.cumsum([step.B[k][0] for k in range(L.pp - 1)])])
+    tails = np.array([_dp_tail(step, i) for i in range(L.pp)])
+    if step.dp_every_microbatch:      # ZeRO-2: a reduce-scatter per micro-batch; what a micro-batch cannot hide spills
+        spill = np.array([max(0.0, step.dp_k[i] * step.dp_c[i] - S[i]) * (step.m - 1) for i in range(L.pp)])
+        tails = tails + spill
+    t_dp = float(np.max(ends + tails))
+    ag = np.array(step.param_ag)
+    ag_exposed = np.maximum(0.0, ag - np.array([step.F[i][0] for i in range(L.pp)])) if step.param_ag_overlap else ag
+    t_step = float(np.max(np.array(step.opt) + ag_exposed))
+    total = t_dp + step.sync_s + t_step + step.overhead_s
+    busy = step.m * s_max
+    bubble = 1.0 - busy / t_pipe if t_pipe > 0 else 0.0
+    p = step.parts
+    comm_mb = p["tp_comm"] + p["sp_comm"] + p["ep_comm"] + p["p2p"]
+    phases = {"forward": step.m * (p["fwd_compute"] + p["emb_f"] + p["head_f"]),
+              "backward": step.m * (p["bwd_compute"] + p["emb_b"] + p["head_b"]),
+              "recompute": step.m * p["recompute"],
+              "comm_in_layers": step.m * comm_mb,
+              "pipeline_bubble": t_pipe - busy,
+              "dp_comm_exposed": t_dp - t_pipe,
+              "sync": step.sync_s, "optimizer": float(np.max(step.opt)),
+              "param_gather_exposed": float(np.max(ag_exposed)),
+              "overhead": step.overhead_s}
+    exposed = step.m * comm_mb + (t_dp - t_pipe) + step.sync_s + float(np.max(ag_exposed))
+    return Times(total, phases, exposed, bubble, "analytical", {"pipeline_s": t_pipe})
+
+
+def _mb_times(step: Step) -> tuple[float, float]:
+    lw = step.lw
+    n = lw["n"]
+    fwd = lw["emb_f"] + flow_line([lw["fetch_f"] * n, lw["ag"] * n, lw["f"] * n, lw["act_w"] * n], n) + lw["head_f"]
+    if step.zo is not None:
+        return fwd, 0.0
+    # all-gathers and reduce-scatters share the GPU's network links: one stage of the line
+    bwd = lw["head_b"] + flow_line([lw["fetch_b"] * n, (lw["ag"] + lw["rs"]) * n, lw["b"] * n,
+                                    lw["grad_out"] * n], n) + lw["emb_b"]
+    return fwd, bwd
+
+
+def host_step_time(step: Step) -> float:
+    if step.host is None:
+        return 0.0
+    legs = step.host["legs"]
+    return flow_line([legs["nvme_read"], legs["cpu"], legs["nvme_write"], legs["h2d_params"]], step.host["chunks"])
+
+
+def _closed_layerwise(step: Step) -> Times:
+    lw = step.lw
+    fwd, bwd = _mb_times(step)
+    passes = 2 if step.zo is not None else 1
+    t_pipe = step.m * (passes * fwd + bwd)
+    tail = _dp_tail(step, 0)
+    t_host = host_step_time(step)
+    t_opt = step.opt[0] + step.param_ag[0]
+    if step.zo is not None:
+        t_opt += step.zo["perturb_s"]
+    if step.host is None:
+        t_end = t_pipe + tail + step.sync_s + t_opt
+        host_exposed = 0.0
+    elif step.host["dpu"]:
+        t_end = max(t_pipe + tail, t_host) + step.sync_s + t_opt
+        host_exposed = max(0.0, t_host - t_pipe - tail)
+    elif step.host["overlap"]:
+        host_exposed = max(0.0, t_host - bwd)
+        t_end = t_pipe + max(tail, host_exposed) + step.sync_s + t_opt
+    else:
+        host_exposed = t_host
+        t_end = t_pipe + tail + t_host + step.sync_s + t_opt
+    total = t_end + step.overhead_s
+    compute_mb = passes * (lw["emb_f"] + lw["head_f"] + lw["n"] * lw["f"]) + (
+        0.0 if step.zo is not None else lw["emb_b"] + lw["head_b"] + lw["n"] * lw["b"])
+    p = step.parts
+    phases = {"forward": step.m * passes * (p["fwd_compute"] + p["emb_f"] + p["head_f"]),
+              "backward": 0.0 if step.zo is not None else step.m * (p["bwd_compute"] + p["emb_b"] + p["head_b"]),
+              "recompute": 0.0 if step.zo is not None else step.m * p["recompute"],
+              "comm_in_layers": step.m * (p["tp_comm"] + p["sp_comm"] + p["ep_comm"]),
+              "offload_and_zero3_exposed": t_pipe - step.m * compute_mb,
+              "dp_comm_exposed": tail, "host_step_exposed": host_exposed, "sync": step.sync_s,
+              "optimizer": t_opt, "overhead": step.overhead_s}
+    exposed = phases["comm_in_layers"] + phases["offload_and_zero3_exposed"] + tail + step.sync_s
+    return Times(total, phases, exposed, 0.0, "analytical", {"pipeline_s": t_pipe, "host_step_s": t_host})
+
+
+# ---- task graph for the discrete-event engine ---------------------------------------------------
+def build_graph(step: Step) -> tuple[Graph, dict]:
+    if step.path == "layerwise":
+        return _graph_layerwise(step)
+    L = step.L
+    g = Graph()
+    split = [step.dp_k[i] if (step.dp_overlap and step.dp_k[i] > 1) else 1 for i in range(L.pp)]
+    ids = pipeline.build(g, L.schedule, L.pp, step.m, L.v, step.F, step.B, split_last=split)
+    pipe_end = [ids[("B", i, step.m - 1, 0)] for i in range(L.pp)]
+    pieces = [ids.get(("pieces", i), [pipe_end[i]]) for i in range(L.pp)]
+    last_comm = []
+    for i in range(L.pp):
+        prev = pipe_end[i]
+        for q in range(step.dp_k[i]):
+            dep = pieces[i][min(q, len(pieces[i]) - 1)] if step.dp_overlap else pipe_end[i]
+            prev = g.add(f"dp_reduce{q}", f"gpu{i}/comm", step.dp_c[i], [dep], phase="comm", pid=i)
+        last_comm.append(prev)
+    ends = []
+    for i in range(L.pp):
+        sync = g.add("sync", f"gpu{i}/compute", step.sync_s, last_comm, phase="comm", pid=i)
+        opt = g.add("optimizer", f"gpu{i}/compute", step.opt[i], [sync], phase="optimizer", pid=i)
+        end = opt
+        if step.param_ag[i] > 0:
+            ag = step.param_ag[i]
+            if step.param_ag_overlap:
+                ag = max(0.0, ag - step.F[i][0])
+            end = g.add("param_all_gather", f"gpu{i}/comm", ag, [opt], phase="comm", pid=i)
+        ends.append(g.add("overhead", f"gpu{i}/compute", step.overhead_s, [end], phase="overhead", pid=i))
+    return g, {"pipe_end": pipe_end, "ends": ends}
+
+
+def _graph_layerwise(step: Step) -> tuple[Graph, dict]:
+    lw, g = step.lw, Graph()
+    n = lw["n"]
+    C, H2D, D2H, NET, CPU = "gpu0/compute", "gpu0/h2d", "gpu0/d2h", "gpu0/comm", "host/cpu"
+    passes = 2 if step.zo is not None else 1
+    prev_end = None
+    grads_out = {}
+    last_b = None
+    for j in range(step.m):
+        for ps in range(passes):
+            e = g.add("embed", C, lw["emb_f"], [prev_end] if prev_end is not None else [], phase="fwd",
+                      meta={"mb": j})
+            fl, act_out = [], {}
+            for layer in range(n):
+                dep = [fl[layer - 2]] if layer >= 2 else []
+                fetch = g.add(f"fetch{layer}", H2D, lw["fetch_f"], dep, phase="offload", meta={"mb": j}) \
+                    if lw["fetch_f"] > 0 else None
+                ag = g.add(f"all_gather{layer}", NET, lw["ag"], [x for x in (fetch,) if x is not None] + dep,
+                           resource="gpu0/net", phase="comm", meta={"mb": j}) if lw["ag"] > 0 else None
+                f = g.add(f"F{layer}", C, lw["f"], [x for x in (fetch, ag) if x is not None], phase="fwd",
+                          meta={"mb": j, "layer": layer})
+                if lw["act_w"] > 0:
+                    act_out[layer] = g.add(f"act_out{layer}", D2H, lw["act_w"], [f], phase="offload",
+                                           meta={"mb": j})
+                fl.append(f)
+            prev_end = g.add("lm_head", C, lw["head_f"], [], phase="fwd", meta={"mb": j})
+        if step.zo is not None:
+            continue
+        hb = g.add("lm_head_bwd", C, lw["head_b"], [], phase="bwd", meta={"mb": j})
+        bl = {}
+        for layer in reversed(range(n)):
+            dep = [bl[layer + 2]] if layer + 2 < n else []
+            fetch = g.add(f"fetch_bwd{layer}", H2D, lw["fetch_b"], dep + [x for x in (act_out.get(layer),) if x is not None],
+                          phase="offload", meta={"mb": j}) if lw["fetch_b"] > 0 else None
+            ag = g.add(f"all_gather_bwd{layer}", NET, lw["ag"], [x for x in (fetch,) if x is not None] + dep,
+                       resource="gpu0/net", phase="comm", meta={"mb": j}) if lw["ag"] > 0 else None
+            b = g.add(f"B{layer}", C, lw["b"], [x for x in (fetch, ag, hb) if x is not None], phase="bwd",
+                      meta={"mb": j, "layer": layer})
+            bl[layer] = b
+            out = b
+            if lw["rs"] > 0:
+                out = g.add(f"reduce_scatter{layer}", "gpu0/comm_rs", lw["rs"], [b], resource="gpu0/net",
+                            phase="comm", meta={"mb": j})
+            if lw["grad_out"] > 0:
+                out = g.add(f"grad_out{layer}", D2H, lw["grad_out"], [out], phase="offload", meta={"mb": j})
+            grads_out[layer] = out
+        last_b = g.add("embed_bwd", C, lw["emb_b"], [], phase="bwd", meta={"mb": j})
+        prev_end = last_b
+    tail_dep = [prev_end] + list(grads_out.values())
+    for q in range(step.dp_k[0]):
+        tail_dep.append(g.add(f"dp_reduce{q}", NET, step.dp_c[0], [prev_end], phase="comm"))
+    comm_end = tail_dep
+    if step.host is not None:
+        legs, k = step.host["legs"], max(1, int(round(step.host["chunks"])))
+        host_tasks = []
+        for q in range(k):
+            if step.host["dpu"]:
+                deps = []                              # updates the previous iteration's gradients
+            elif step.host["overlap"]:
+                deps = [grads_out[min(n - 1, (n * (k - q)) // k - 1 if k > 1 else 0)]] if grads_out else []
+            else:
+                deps = list(tail_dep)
+            r = g.add(f"nvme_read{q}", "host/nvme_read", legs["nvme_read"] / k, deps, resource="nvme",
+                      phase="offload", pid=-1) if legs["nvme_read"] > 0 else None
+            c = g.add(f"cpu_step{q}", CPU, legs["cpu"] / k, deps + ([r] if r is not None else []),
+                      phase="optimizer", pid=-1)
+            w = g.add(f"nvme_write{q}", "host/nvme_write", legs["nvme_write"] / k, [c], resource="nvme",
+                      phase="offload", pid=-1) if legs["nvme_write"] > 0 else None
+            h = g.add(f"params_in{q}", H2D, legs["h2d_params"] / k, [c], phase="offload") \
+                if legs["h2d_params"] > 0 else None
+            host_tasks.append(h or w or c)
+        comm_end = comm_end + host_tasks
+    sync = g.add("sync", C, step.sync_s, comm_end, phase="comm")
+    opt_s = step.opt[0] + step.param_ag[0] + (step.zo["perturb_s"] if step.zo else 0.0)
+    opt = g.add("optimizer", C, opt_s, [sync], phase="optimizer")
+    end = g.add("overhead", C, step.overhead_s, [opt], phase="overhead")
+    return g, {"ends": [end], "pipe_end": [prev_end]}
+
+
+def from_timeline(step: Step, g: Graph, tl: Timeline, marks: dict) -> Times:
+    total = tl.makespan
+    ref = closed_form(step)                       # phase sums are engine-independent; re-read the timing ones
+    phases = dict(ref.phases)
+    if step.path == "pipeline":
+        L = step.L
+        t_pipe = max(tl.end[t] for t in marks["pipe_end"])
+        busy = max(sum(t.duration for t in g.tasks if t.stream == f"gpu{i}/compute" and t.phase in ("fwd", "bwd"))
+                   for i in range(L.pp))
+        bubble = 1.0 - busy / t_pipe if t_pipe > 0 else 0.0
+        phases["pipeline_bubble"] = t_pipe - busy
+        dp_end = max((tl.end[t.id] for t in g.tasks if t.name.startswith("dp_reduce")), default=t_pipe)
+        phases["dp_comm_exposed"] = max(0.0, dp_end - t_pipe)
+        exposed = phases["comm_in_layers"] + phases["dp_comm_exposed"] + step.sync_s + phases["param_gather_exposed"]
+    else:
+        t_pipe = tl.end[marks["pipe_end"][0]]
+        bubble = 0.0
+        compute = sum(t.duration for t in g.tasks if t.stream == "gpu0/compute" and t.phase in ("fwd", "bwd"))
+        phases["offload_and_zero3_exposed"] = t_pipe - compute
+        exposed = phases["comm_in_layers"] + phases["offload_and_zero3_exposed"] + step.sync_s
+    return Times(total, phases, exposed, bubble, "des", {"pipeline_s": t_pipe, "tasks": len(g)})

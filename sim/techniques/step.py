@@ -1,0 +1,323 @@
+"""Price the pieces of one training iteration: the primitives both engines run on.
+
+``price_step`` turns (workload, system, model) into a ``Step``: per stage and micro-batch the
+forward and backward time of each model chunk (layer ops from ``sim.techniques.layers`` priced
+by ``sim.cost``, plus the tensor/sequence/expert-parallel collectives that block the compute
+stream, the pipeline send/recv and recomputation), the data-parallel buckets, the optimizer step,
+and for ZeRO-3 and offload the per-layer fetch/evict traffic and the host-side step. Nothing here
+decides how those overlap: ``sim.techniques.iteration`` does, once in closed form and once as a
+task graph for the discrete-event engine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from math import ceil
+
+from sim.cost import cost
+from sim.cost.efficiency import eff, param
+from sim.ops import DTYPE_BYTES, Attention, Collective, Elementwise, Gemm
+from sim.techniques import offload as off
+from sim.techniques.layers import backward_ops, embedding_ops, layer_forward_ops, lm_head_ops
+from sim.techniques.memory import (dtype_bytes, layer_activation_bytes, optimizer_bytes_per_param, stage_layers,
+                                   stage_params)
+from sim.techniques.parallel import (Layout, dp_grad_op, dp_param_gather_op, ep_ops, group, group_system, p2p_op,
+                                     ring_ops, tp_ops, ulysses_ops)
+
+param("host_dispatch_s", 8e-6,
+      "CPU time an eager framework spends issuing one GPU kernel or collective (Python, autograd, "
+      "ATen dispatcher, allocator, cudaLaunchKernel); a layer's ops cannot run faster than it issues them",
+      "PyTorch eager dispatch chain ~5-25 us of CPU work per op (Python ~1, pybind ~1, autograd 1-3, "
+      "dispatcher 1-2, backend 1-5, cudaLaunchKernel 1-3 us; 'From PyTorch op to kernel launch', "
+      "jiahuanglin.xyz GPU kernel lessons 18); lower end for fused Megatron modules", lo=0.0, hi=1e-4)
+param("train_iteration_overhead_s", 3e-3,
+      "fixed per-iteration framework time outside the layers: optimizer and LR-scheduler bookkeeping, "
+      "loss-scale and grad-norm host syncs, logging, the step's Python",
+      "physical reasoning: ~100-300 framework ops and two or three host-device synchronisations at "
+      "~10 us each plus Python bookkeeping; Megatron-LM timers report a few ms of 'optimizer' beyond "
+      "the kernels for small models", lo=0.0, hi=0.1)
+param("train_microbatch_overhead_s", 3e-4,
+      "fixed per-micro-batch framework time: data-loader next(), broadcast of the batch to the TP "
+      "ranks, mask/position preprocessing, loss bookkeeping",
+      "physical reasoning: Megatron get_batch broadcasts tokens, labels, masks (3-4 small collectives "
+      "~20-40 us each) plus ~20 small ops at ~10 us", lo=0.0, hi=0.01)
+param("dp_bucket_params", 4e7,
+      "gradient elements per data-parallel bucket when the reduction overlaps backward",
+      "Megatron-Core DistributedDataParallel default bucket_size = max(40M, 1M x dp) parameters "
+      "(megatron/core/distributed/distributed_data_parallel.py)", lo=1e5, hi=1e10)
+
+# ---- pricing with a cache: sweeps price the same op shapes over and over --------------------------
+_CACHE: dict = {}
+_SYSTEMS: dict = {}
+
+
+def price(op, system) -> float:
+    key = (id(system), op)
+    t = _CACHE.get(key)
+    if t is None:
+        if len(_CACHE) > 500_000:
+            _CACHE.clear()
+            _SYSTEMS.clear()
+        _SYSTEMS[id(system)] = system            # keep it alive so its id is not reused
+        t = _CACHE[key] = cost(op, system)
+    return t
+
+
+@dataclass
+class Step:
+    L: Layout
+    m: int
+    b: int
+    s: int
+    layers: list[int]
+    path: str                                   # 'pipeline' | 'layerwise'
+    F: list[list[float]]                        # [stage][chunk] forward of one micro-batch (s)
+    B: list[list[float]]                        # [stage][chunk] backward incl. recompute (s)
+    parts: dict                                 # per micro-batch, per stage (mean): what F and B hold
+    dp_k: list[int]                             # DP buckets per stage after the last backward
+    dp_c: list[float]                           # seconds per bucket
+    dp_overlap: bool
+    dp_every_microbatch: bool
+    sync_s: float                               # global small collectives before the step
+    opt: list[float]                            # GPU optimizer step per stage
+    param_ag: list[float]                       # ZeRO-1/2 parameter all-gather after the step
+    param_ag_overlap: bool
+    overhead_s: float
+    flops: dict
+    bounds: dict = field(default_factory=dict)  # compute time by bounding resource (forward+backward ops)
+    lw: dict | None = None                      # layerwise path: per-layer times
+    host: dict | None = None                    # host-side optimizer step
+    zo: dict | None = None                      # MeZO step
+
+
+def _sum(ops, system, bounds=None, weight=1.0) -> float:
+    t = 0.0
+    for op in ops:
+        c = price(op, system)
+        t += c.time_s
+        if bounds is not None:
+            bounds[c.bound] = bounds.get(c.bound, 0.0) + c.time_s * weight
+    return t
+
+
+def _dispatch_floor(t_gpu: float, n_ops: int, system) -> float:
+    """A stream of n eager ops cannot finish before the CPU has issued them."""
+    return max(t_gpu, n_ops * eff(system.device, "host_dispatch_s"))
+
+
+def compute_dtype(precision: str) -> tuple[str, str]:
+    """(GEMM dtype, dtype of everything else)."""
+    return {"fp32": ("fp32", "fp32"), "tf32": ("tf32", "fp32"), "fp16": ("fp16", "fp16"),
+            "bf16": ("bf16", "bf16"), "fp8": ("fp8", "bf16")}[precision]
+
+
+def _retype(ops, gemm_dtype):
+    return [replace(o, dtype=gemm_dtype) if isinstance(o, Gemm) and o.dtype != gemm_dtype else o for o in ops]
+
+
+def _layer(model, wl, L: Layout, system, bounds) -> dict:
+    """Forward / backward / recompute / communication of one layer for one micro-batch on one GPU."""
+    b, s = wl.micro_batch, wl.seq_len
+    g_dt, a_dt = compute_dtype(wl.precision)
+    B = DTYPE_BYTES[a_dt]
+    s_loc = s // L.sp
+    flash = wl.attn_impl != "naive"
+    fwd = _retype(layer_forward_ops(model, b, s_loc, s_loc, tp=L.tp, dtype=a_dt, attn_impl=wl.attn_impl,
+                                    causal=True, sp=L.sequence_parallel, ep=L.ep), g_dt)
+    att = next(o for o in fwd if isinstance(o, Attention))
+    others = [o for o in fwd if o is not att]
+    # attention over the whole sequence: Ulysses gives each GPU heads/sp, ring attention 1/sp of the blocks
+    if L.sp > 1 and L.sp_mode == "ulysses":
+        att = replace(att, heads=att.heads // L.sp, kv_heads=max(1, att.kv_heads // L.sp), seq_q=s, seq_kv=s)
+        att_scale = 1.0
+    elif L.sp > 1:
+        att, att_scale = replace(att, seq_q=s, seq_kv=s), 1.0 / L.sp
+    else:
+        att_scale = 1.0
+    att_b = replace(att, pass_="bwd", name="attn_bwd")
+    t_att_f = price(att, system).time_s * att_scale
+    t_att_b = price(att_b, system).time_s * att_scale
+    bounds_w = bounds
+    bounds_w[price(att, system).bound] = bounds_w.get(price(att, system).bound, 0.0) + t_att_f
+    bounds_w[price(att_b, system).bound] = bounds_w.get(price(att_b, system).bound, 0.0) + t_att_b
+    t_f = _sum(others, system, bounds) + t_att_f
+    bwd_others = [o for o in backward_ops(others)]
+    t_b = _sum(_retype(bwd_others, g_dt), system, bounds) + t_att_b
+
+    act = b * s_loc * model.hidden * B                       # one activation tensor of a TP rank
+    tp_c = _sum(tp_ops(L, act), group(system, L, "tp")[1])
+    q_w = model.heads // L.tp * model.d_head
+    kv_w = max(1, model.n_kv_heads // L.tp) * model.d_head
+    sp_sys = group(system, L, "sp")[1]
+    if L.sp_mode == "ring":
+        ring = _sum(ring_ops(L, b, s, kv_w, B), sp_sys)
+        sp_f, sp_b = max(0.0, ring - t_att_f), max(0.0, ring - t_att_b)   # overlapped with block compute
+    else:
+        sp_f = sp_b = _sum(ulysses_ops(L, b, s, q_w, kv_w, B), sp_sys)
+    ep_c = _sum(ep_ops(L, b * s_loc / (L.tp if L.sequence_parallel else 1), model.top_k, model.hidden, B),
+                group(system, L, "ep")[1]) if model.is_moe else 0.0
+    n_comm = len(tp_ops(L, act)) + (4 if L.sp > 1 else 0) + (2 if L.ep > 1 else 0)
+    f_total = _dispatch_floor(t_f + tp_c + sp_f + ep_c, len(fwd) + n_comm, system)
+    b_total = _dispatch_floor(t_b + tp_c + sp_b + ep_c, len(fwd) * 2 + n_comm, system)
+    rec = 0.0
+    if wl.recompute == "full":
+        rec = f_total
+    elif wl.recompute == "selective" and not flash:
+        rec = t_att_f
+    stored, working = layer_activation_bytes(model, b, s, L, wl.recompute, flash, dtype_bytes(wl.precision))
+    return {"f": f_total, "b": b_total + rec, "fwd_compute": t_f, "bwd_compute": t_b, "recompute": rec,
+            "tp_comm": tp_c, "sp_comm": sp_f + sp_b, "ep_comm": ep_c, "act_bytes": stored,
+            "n_ops": len(fwd)}
+
+
+def _ends(model, wl, L: Layout, system, bounds) -> dict:
+    """Embedding (first stage) and LM head + loss (last stage) for one micro-batch."""
+    g_dt, a_dt = compute_dtype(wl.precision)
+    B = DTYPE_BYTES[a_dt]
+    tokens = wl.micro_batch * wl.seq_len // L.sp
+    emb = embedding_ops(model, tokens, L.tp, a_dt)
+    head = _retype(lm_head_ops(model, tokens, L.tp, a_dt, loss=wl.optimizer != "zo"), g_dt)
+    tp_sys = group(system, L, "tp")[1]
+    ar = [Collective("all_reduce", tokens * model.hidden * B, L.tp)] if L.tp > 1 else []
+    ce = [Collective("all_reduce", tokens * 4, L.tp)] * 3 if L.tp > 1 else []   # max, sum-exp, target logit
+    emb_f = _dispatch_floor(_sum(emb, system, bounds) + _sum(ar, tp_sys), len(emb) + len(ar), system)
+    emb_b = _dispatch_floor(_sum(backward_ops(emb), system, bounds), len(emb), system)
+    head_f = _dispatch_floor(_sum(head, system, bounds) + _sum(ce, tp_sys), len(head) + len(ce), system)
+    head_b = _dispatch_floor(_sum(_retype(backward_ops(head), g_dt), system, bounds) + _sum(ar, tp_sys),
+                             2 * len(head) + len(ar), system)
+    return {"emb_f": emb_f, "emb_b": emb_b, "head_f": head_f, "head_b": head_b}
+
+
+def _optimizer_gpu(n: float, wl, system) -> float:
+    """Fused optimizer over this GPU's partition of n parameters, plus the grad-norm pass."""
+    if n <= 0 or wl.optimizer == "zo":
+        return 0.0
+    w_B = 4.0 if wl.precision in ("fp32", "tf32") else 2.0
+    g_B = w_B
+    st = optimizer_bytes_per_param(wl.optimizer, wl.precision)
+    flops = off.ADAM_FLOPS_PER_PARAM if wl.optimizer == "adam" else off.SGD_FLOPS_PER_PARAM
+    upd = Elementwise(bytes_read=n * (st + g_B), bytes_written=n * (st + w_B), flops=flops * n, name="optimizer")
+    norm = Elementwise(bytes_read=n * g_B, bytes_written=0.0, flops=2 * n, name="grad_norm")
+    return price(upd, system).time_s + price(norm, system).time_s
+
+
+def price_step(wl, system, model) -> Step:
+    P, O = wl.parallel, wl.offload
+    L = Layout(tp=P.tp, pp=P.pp, dp=P.dp, sp=P.sp, sp_mode=P.sp_mode, sequence_parallel=P.sequence_parallel,
+               ep=P.ep, zero=P.zero, schedule=P.schedule, v=P.virtual_stages if P.schedule == "interleaved" else 1)
+    m = wl.global_batch // (wl.micro_batch * L.dp)
+    bounds: dict = {}
+    ly = _layer(model, wl, L, system, bounds)
+    ends = _ends(model, wl, L, system, bounds)
+    layers = stage_layers(model.layers, L.pp)
+    t_p2p = price(p2p_op(L, wl.micro_batch * wl.seq_len // L.sp * model.hidden * dtype_bytes(wl.precision)),
+                  group(system, L, "pp")[1]).time_s if L.pp > 1 else 0.0
+    mb_over = eff(system.device, "train_microbatch_overhead_s")
+    F, Bw = [], []
+    for i in range(L.pp):
+        per_chunk = layers[i] / L.v
+        fi, bi = [], []
+        for c in range(L.v):
+            f = per_chunk * ly["f"] + t_p2p
+            b = per_chunk * ly["b"] + t_p2p
+            if i == 0 and c == 0:
+                f += ends["emb_f"] + mb_over
+                b += ends["emb_b"]
+            if i == L.pp - 1 and c == L.v - 1:
+                f += ends["head_f"]
+                b += ends["head_b"]
+            fi.append(f)
+            bi.append(b)
+        F.append(fi)
+        Bw.append(bi)
+    mean_layers = model.layers / L.pp
+    parts = {"fwd_compute": mean_layers * ly["fwd_compute"], "bwd_compute": mean_layers * ly["bwd_compute"],
+             "recompute": mean_layers * ly["recompute"], "tp_comm": 2 * mean_layers * ly["tp_comm"],
+             "sp_comm": mean_layers * ly["sp_comm"], "ep_comm": 2 * mean_layers * ly["ep_comm"],
+             "p2p": 2 * L.v * t_p2p if L.pp > 1 else 0.0, **{k: v / L.pp for k, v in ends.items()}}
+
+    # ---- data parallel ------------------------------------------------------------------------
+    w_B = 4.0 if wl.precision in ("fp32", "tf32") else 2.0
+    g_B = 0.0 if wl.optimizer == "zo" else w_B
+    dp_sys = group(system, L, "dp")[1]
+    bucket = eff(system.device, "dp_bucket_params")
+    dp_k, dp_c, opt, pag = [], [], [], []
+    n_local_max = 0.0
+    for i in range(L.pp):
+        nd, ne = stage_params(model, L, i, layers[i])
+        n = nd + ne
+        n_local = nd / L.shard + ne / max(1, L.shard // L.ep)
+        n_local_max = max(n_local_max, n_local)
+        if L.shard > 1 and g_B > 0 and L.zero < 3:
+            k = max(1, ceil(n / bucket)) if P.overlap_grad_reduce else 1
+            dp_k.append(k)
+            dp_c.append(price(dp_grad_op(L, n * g_B / k), dp_sys).time_s)
+        else:
+            dp_k.append(0)
+            dp_c.append(0.0)
+        shard_opt = n_local if L.zero >= 1 else n
+        opt.append(0.0 if O.optimizer != "none" else _optimizer_gpu(shard_opt, wl, system))
+        pag.append(price(dp_param_gather_op(L, n * w_B), dp_sys).time_s
+                   if (L.zero in (1, 2) and L.shard > 1 and O.optimizer == "none") else 0.0)
+    # small global collectives before the step: grad-norm and inf check over the model-parallel group,
+    # tied embedding gradients between the first and last stage
+    sync = 0.0
+    if wl.optimizer != "zo":
+        mp = L.tp * L.pp
+        if mp > 1:
+            sync += 2 * price(Collective("all_reduce", 4.0, mp), group_system(system, mp, 1)).time_s
+        if model.tied_embeddings and L.pp > 1:
+            sync += price(Collective("all_reduce", model.vocab * model.hidden / L.tp * g_B, 2),
+                          group(system, L, "pp")[1]).time_s
+
+    tokens = wl.global_batch * wl.seq_len
+    hw = wl.recompute if wl.optimizer != "zo" else "none"
+    if wl.optimizer == "zo":
+        model_flops = 2 * tokens * model.flops_per_token(wl.seq_len, causal=False)
+        hw_flops = model_flops
+    else:
+        model_flops = tokens * model.training_flops_per_token(wl.seq_len, causal=False, recompute="none")
+        hw_flops = tokens * model.training_flops_per_token(wl.seq_len, causal=False, recompute=hw)
+    step = Step(L, m, wl.micro_batch, wl.seq_len, layers, "pipeline", F, Bw, parts, dp_k, dp_c,
+                P.overlap_grad_reduce, L.zero >= 2, sync, opt, pag, P.overlap_param_gather,
+                eff(system.device, "train_iteration_overhead_s"),
+                {"model": model_flops, "hardware": hw_flops}, bounds)
+    step.parts["layer_f"], step.parts["layer_b"] = ly["f"], ly["b"]
+
+    layerwise = (L.zero == 3 or O.params != "none" or O.optimizer != "none" or O.activations != "none"
+                 or wl.optimizer == "zo")
+    if layerwise:
+        step.path = "layerwise"
+        gpn = min(system.cluster.gpus_per_node, L.gpus)
+        lp = model.params_per_layer() / L.tp                   # one layer's parameters on this TP rank
+        fetch_B = lp / L.shard * w_B if (O.params != "none") else 0.0
+        ag = price(Collective("all_gather", lp * w_B, L.shard), dp_sys).time_s if (
+            L.zero == 3 and L.shard > 1) else 0.0
+        rs = price(Collective("reduce_scatter", lp * g_B, L.shard), dp_sys).time_s if (
+            L.zero >= 2 and L.shard > 1 and g_B > 0) else 0.0
+        act_B = ly["act_bytes"] if O.activations != "none" else 0.0
+        grad_out_B = lp / L.shard * g_B if O.optimizer != "none" else 0.0
+        step.lw = {"n": model.layers, "f": ly["f"], "b": ly["b"],
+                   "fetch_f": off.to_gpu(O.params, fetch_B, gpn, lambda op: price(op, system)),
+                   "fetch_b": off.to_gpu(O.params, fetch_B, gpn, lambda op: price(op, system))
+                   + off.to_gpu(O.activations, act_B, gpn, lambda op: price(op, system)),
+                   "ag": ag, "rs": rs,
+                   "act_w": off.from_gpu(O.activations, act_B, gpn, lambda op: price(op, system)),
+                   "grad_out": off.from_gpu("cpu" if O.optimizer != "none" else "none", grad_out_B, gpn,
+                                            lambda op: price(op, system)),
+                   **ends}
+        if L.zero >= 2:                                  # reduce-scattered layer by layer instead
+            step.dp_k, step.dp_c = [0] * L.pp, [0.0] * L.pp
+        if L.zero == 3:
+            step.param_ag = [0.0] * L.pp
+        if O.optimizer != "none":
+            legs = off.host_step_legs(n_local_max, wl.optimizer, O.optimizer, O.params, w_B,
+                                      optimizer_bytes_per_param(wl.optimizer, wl.precision), gpn,
+                                      lambda op: price(op, system))
+            chunks = max(1.0, n_local_max / eff(system.device, "zero_sub_group_params"))
+            step.host = {"legs": legs, "chunks": chunks, "dpu": O.delayed_param_update,
+                         "overlap": O.overlap_optimizer_step}
+        if wl.optimizer == "zo":
+            n = sum(stage_params(model, L, 0, model.layers))
+            perturb = Elementwise(bytes_read=n * w_B, bytes_written=n * w_B, flops=10 * n, name="zo_perturb")
+            step.zo = {"perturb_s": 4 * price(perturb, system).time_s}
+    return step
