@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -139,7 +139,7 @@ class ArrivalIn(_Strict):
 
 
 class InferenceIn(_Strict):
-    batch: int | Literal["max"] = Field(description="sequences per step; 'max' = the most that fit; with arrival: most in flight")
+    batch: Annotated[int, Field(gt=0)] | Literal["max"] = Field(description="sequences per step; 'max' = the most that fit; with arrival: most in flight")
     prompt_len: int = Field(gt=0)
     gen_len: int = Field(gt=0)
     weights: WeightsT = "fp16"
@@ -533,18 +533,23 @@ def memory_check(plan: Plan, batch: int, context: int, prefill_tokens: int, offl
 
 
 def max_batch_for(plan: Plan, context: int, prefill_tokens_per_seq: int, cap: int | None = None) -> int:
-    """The most sequences of ``context`` tokens whose KV fits next to the weights and workspace."""
-    w = weight_bytes(plan)["total"]
-    free = plan.system.device.hbm_bytes - w - reserved_bytes(plan)
-    lo, hi = 0, max(1, kv_cache.max_batch(free, plan.kv, context))
-    hi = min(hi, cap) if cap else hi
-    # workspace grows with batch: shrink until everything fits
-    while hi > lo:
-        ws = workspace_bytes(plan, hi * prefill_tokens_per_seq, hi)
-        if hi * plan.kv.seq_bytes(context) + ws <= free:
-            return hi
-        hi = max(lo, int(hi * 0.97) if hi > 40 else hi - 1)
-    return hi
+    """The most sequences of ``context`` tokens whose paged KV and prefill workspace fit next to
+    the weights and the runtime reserve (0 when not even one does)."""
+    free = plan.system.device.hbm_bytes - weight_bytes(plan)["total"] - reserved_bytes(plan)
+
+    def fits(b: int) -> bool:
+        return b * plan.kv.seq_bytes(context) + workspace_bytes(plan, b * prefill_tokens_per_seq, b) <= free
+
+    hi = max(1, kv_cache.max_batch(free, plan.kv, context))
+    if cap:
+        hi = min(hi, cap)
+    if fits(hi):
+        return hi
+    lo = 0                                   # fits(lo) holds (trivially for 0); fits(hi) does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
 
 
 def predict_static(wl: InferenceIn, plan: Plan) -> Prediction:
