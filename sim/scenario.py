@@ -114,7 +114,8 @@ def resolve(scenario: dict, where: str = "scenario"):
         err = pydantic_to_input_error(where, e)
         raise InputError(where, f"cluster.{err.field}", err.problem) from None
     gpn = cin.gpus_per_node or min(cin.gpus, host.gpus)
-    system = System(device, host, Cluster(cin.gpus, gpn, cin.intra_node, cin.inter_node_gbps))
+    network = cin.inter_node_gbps * float((scenario.get("whatif") or {}).get("network", 1.0))
+    system = System(device, host, Cluster(cin.gpus, gpn, cin.intra_node, network))
     wl = dict(scenario["workload"])
     kind = wl.pop("kind", None)
     if kind not in KINDS:

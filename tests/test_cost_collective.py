@@ -165,7 +165,8 @@ def test_nvls_only_on_hopper_and_later_nvswitch_systems():
     assert "nvls" in coll.algorithms("all_reduce", 8, system())
     assert "nvls" not in coll.algorithms("all_reduce", 8, system(AMPERE))
     assert "nvls" not in coll.algorithms("all_reduce", 8, system(intra="pcie"))
-    assert "nvls" not in coll.algorithms("all_reduce", 2, system(gpus=2, gpn=2))   # a bridge, no switch
+    bridged = H100.model_copy(update={"nvlink": NVLink(generation=4, bandwidth_gbps=300, topology="bridge")})
+    assert "nvls" not in coll.algorithms("all_reduce", 2, system(bridged, gpus=2, gpn=2))   # a bridge, no switch
     with pytest.raises(ValueError, match="nvls"):
         coll.price(Collective("all_reduce", GiB, 8, "nvls"), system(AMPERE))
 
@@ -216,7 +217,7 @@ def test_multi_node_busbw_within_what_a_gpu_can_send(op, nbytes, nodes, gbps):
 def test_more_link_bandwidth_is_never_slower(op, nbytes, gpus, f_nvl, f_net, gbps):
     gpn = min(gpus, 8)
     base = coll.price(Collective(op, nbytes, gpus), system(gpus=gpus, gpn=gpn, gbps=gbps))
-    faster = H100.model_copy(update={"nvlink": NVLink(generation=4, bandwidth_gbps=450 * f_nvl)})
+    faster = H100.model_copy(update={"nvlink": NVLink(generation=4, bandwidth_gbps=450 * f_nvl, topology="switch")})
     more = coll.price(Collective(op, nbytes, gpus), system(faster, gpus=gpus, gpn=gpn, gbps=gbps * f_net))
     assert more.time_s <= base.time_s * (1 + 1e-12)
 
@@ -230,7 +231,7 @@ def test_more_bytes_never_faster(op, n, a, b):
 
 def test_missing_link_spec_fails_clearly(monkeypatch):
     monkeypatch.setattr(coll, "names", lambda kind: [])
-    v100ish = H100.model_copy(update={"nvlink": NVLink(generation=2, bandwidth_gbps=150), "arch": "volta"})
+    v100ish = H100.model_copy(update={"nvlink": NVLink(generation=2, bandwidth_gbps=150, topology="switch"), "arch": "volta"})
     with pytest.raises(InputError, match="NVLink-2"):
         coll.price(Collective("all_reduce", GiB, 8), system(v100ish))
 

@@ -87,5 +87,5 @@ def test_local_threads_client_matches_serial(tmp_path):
     from dask.distributed import Client, LocalCluster
     with Client(LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None)) as c:
         df = run_sweep(SPEC, tmp_path / "x.parquet", c, progress=False)
-    serial = pd.DataFrame([evaluate(cfg) for cfg in expand(SPEC)])
-    pd.testing.assert_frame_equal(_clean(df)[serial.columns.tolist()], _clean(serial), check_dtype=False)
+    serial = _clean(pd.DataFrame([evaluate(cfg) for cfg in expand(SPEC)]))
+    pd.testing.assert_frame_equal(_clean(df)[serial.columns.tolist()], serial, check_dtype=False)

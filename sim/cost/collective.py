@@ -115,16 +115,15 @@ def fabric(system: System, gpus_per_node: int) -> tuple[str, bool]:
 
     NVLink joins every GPU of the node only through a switch (SXM/HGX boards). A device whose
     spec says ``nvlink.topology: bridge`` (PCIe cards paired by bridges) has NVLink to one peer
-    only, so a ring over more than two of them crosses PCIe. Without that field, more than two
-    NVLink GPUs in a node are taken to sit on an NVSwitch.
+    only, so a ring over more than two of them crosses PCIe. A mesh (AMD OAM boards) links every
+    pair directly: full per-GPU bandwidth for rings, but no in-switch reduction (NVLS).
     """
     d = system.device
     if system.cluster.intra_node != "nvlink" or d.nvlink is None:
         return "pcie", False
-    topology = getattr(d.nvlink, "topology", None)
-    if topology == "bridge":
+    if d.nvlink.topology == "bridge":
         return ("nvlink", False) if gpus_per_node <= 2 else ("pcie", False)
-    return "nvlink", (topology == "switch" or (topology is None and gpus_per_node > 2))
+    return "nvlink", d.nvlink.topology == "switch"
 
 
 def links(system: System, gpus_per_node: int, nodes: int = 1) -> Links:

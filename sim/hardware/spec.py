@@ -27,6 +27,9 @@ class Memory(_Strict):
 class NVLink(_Strict):
     generation: int = Field(ge=1, le=6)
     bandwidth_gbps: float = Field(gt=0, description="per GPU, per direction, GB/s")
+    topology: Literal["switch", "bridge", "mesh"] = Field(
+        description="switch: all GPUs of a node through NVSwitch (SXM/OAM boards); bridge: PCIe cards "
+                    "paired by an NVLink bridge (one peer); mesh: direct links between every pair (AMD OAM)")
 
 
 class PCIe(_Strict):
