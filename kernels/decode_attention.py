@@ -93,10 +93,9 @@ def _load_kv(c_ptr, s_ptr, z_ptr, row, t_ok, rd, HKV, hk, D: tl.constexpr, BITS:
     if BITS == 16:
         x = tl.load(c_ptr + (row[:, None] * HKV + hk) * D + rd[None, :], mask=t_ok[:, None], other=0.0)
     else:
-        PER: tl.constexpr = 8 // BITS
-        byte = tl.load(c_ptr + (row[:, None] * HKV + hk) * (D // PER) + (rd // PER)[None, :],
+        byte = tl.load(c_ptr + (row[:, None] * HKV + hk) * (D * BITS // 8) + (rd // (8 // BITS))[None, :],
                        mask=t_ok[:, None], other=0).to(tl.int32)
-        code = (byte >> ((rd % PER) * BITS)[None, :]) & ((1 << BITS) - 1)
+        code = (byte >> ((rd % (8 // BITS)) * BITS)[None, :]) & ((1 << BITS) - 1)
         sidx = (row[:, None] * HKV + hk) * (D // GROUP) + (rd // GROUP)[None, :]
         sc = tl.load(s_ptr + sidx, mask=t_ok[:, None], other=0.0).to(tl.float32)
         zr = tl.load(z_ptr + sidx, mask=t_ok[:, None], other=0.0).to(tl.float32)

@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 
 from kernels import lowbit
-from kernels.common import device, dtype_name, interpreting, mma, upcast_dot
+from kernels.common import device, interpreting, mma, upcast_dot
 from kernels.timing import Case
 
 INT4, FP6 = 0, 1
