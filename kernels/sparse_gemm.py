@@ -138,10 +138,8 @@ def cases(quick: bool = False) -> list[Case]:
     out = []
     for s in ((0.8,) if quick else SPARSITY):
         for m, n, k in (SHAPES_QUICK if quick else SHAPES):
-            def mk(m=m, n=n, k=k, s=s):
-                if not hasattr(mk, "w"):
-                    mk.w = compress(random_sparse(k, n, s))
-                return torch.randn(m, k, dtype=torch.float16, device=device()), mk.w
+            def mk(m=m, n=n, k=k, s=s):          # a fresh W per input set, so rotation covers the weights
+                return torch.randn(m, k, dtype=torch.float16, device=device()), compress(random_sparse(k, n, s))
             wbytes = (1 - s) * n * k * 4
             out.append(Case("triton.sparse_gemm", "sparse_gemm", scenario(m, n, k, s), mk, matmul,
                             flops=2.0 * m * n * k, bytes=wbytes + 2.0 * (m * k + m * n),
