@@ -45,8 +45,15 @@ from sim.cost.gemm import price_gemm
 from sim.errors import InputError
 from sim.ops import DTYPE_BYTES, Attention, Elementwise, Gemm
 
-IMPLS = ("naive", "flash1", "flash2", "flash3", "flash", "paged")
-ALIASES = {"flash": "flash2"}
+IMPLS = ("naive", "flash1", "flash2", "flash3", "flash", "paged",
+         "sdpa", "triton", "xformers", "cudnn", "cutlass", "flashinfer")
+# Library kernels priced as the algorithm they implement: PyTorch SDPA's default CUDA backend is
+# FlashAttention-2; Triton's fused-attention tutorial is the FA2 loop order; xFormers'
+# memory-efficient kernel is the FA1-era CUTLASS kernel; FlashInfer's kernels are paged
+# (decode) attention. cuDNN's fused attention and CUTLASS's Hopper FMHA use wgmma/TMA with
+# producer-consumer warps on Hopper (the FA3 design), the FA2 design elsewhere.
+ALIASES = {"flash": "flash2", "sdpa": "flash2", "triton": "flash2", "xformers": "flash1", "flashinfer": "paged"}
+HOPPER_ALIASES = {"cudnn": "flash3", "cutlass": "flash3"}
 PASSES = {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}
 TILE_CHOICES = ((128, 128), (128, 64), (64, 64), (64, 32), (32, 32), (16, 32), (16, 16))
 MAX_PACK_ROWS = 128                       # decode: query rows of one KV head packed into one tile
@@ -117,6 +124,8 @@ def kv_bytes_per_elem(op: Attention, dev) -> float:
 
 def _check(op: Attention, dev) -> str:
     impl = ALIASES.get(op.impl, op.impl)
+    if impl in HOPPER_ALIASES:
+        impl = HOPPER_ALIASES[impl] if dev.arch == "hopper" else "flash2"
     if op.impl not in IMPLS:
         raise InputError("scenario", "workload.impl", f"unknown attention implementation '{op.impl}'; expected one of {IMPLS}")
     if op.pass_ not in PASSES:
