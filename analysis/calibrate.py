@@ -1,0 +1,697 @@
+"""``gpusim calibrate``: fit each device's efficiency parameters to trace rows, check the fit by
+cross-validation grouped by source, and write calibrated profiles that ``sim/hardware`` loads.
+
+Why this shape:
+
+* Only declared, physically meaningful parameters are fitted (``sim.cost.efficiency.PARAMS``:
+  achievable fraction of a peak, a fixed per-launch or per-tile cost, a link efficiency), each
+  inside its declared [lo, hi]. Each family lists the few parameters its rows can pin down
+  (``FAMILIES``); a parameter the rows do not move (its effect on every prediction is under 1%
+  when it doubles) is left at its spec value, and a family fits at most one parameter per two
+  rows. Nothing here is a free regressor.
+* The objective is the log ratio log(predicted / measured), so a 10% miss weighs the same for a
+  GEMM in TFLOP/s and a collective in GB/s, too fast and too slow alike, and a soft-L1 loss keeps
+  one misread figure from dragging a whole family. A weak pull towards the spec value keeps a
+  weakly constrained parameter where its source put it.
+* A parameter used by several families is fitted once per device, by the first family in
+  ``FAMILIES`` order that lists it and has rows; later families are fitted with that value in
+  place (e.g. ``hbm_efficiency`` from STREAM rows, then GEMM's Tensor Core fraction on top).
+* The error quoted for a calibration is measured on rows it was not fitted to: k folds that hold
+  out whole sources (a paper, a repository, one kernel on one measured machine), because rows of
+  one source share its setup and would flatter the fit. Where a device's family has one source
+  only, the folds hold out rows of that source and the table says so.
+
+The per-row prediction is ``analysis.validate``'s, so calibration and validation cannot disagree
+about what a row means. The host side (``calibrate_hosts``) turns the host probes of a machine
+(``gpusim bench`` without a GPU) into a host profile: its measured DRAM and file I/O rates as
+figures over a zoo base host, and the CPU Adam and DRAM copy efficiencies fitted to them, which
+``host: local`` selects on that machine (``sim.hardware.with_host_calibration``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from sim.cost.efficiency import PARAMS
+from sim.errors import InputError
+from sim.hardware import CALIBRATED, load_device, names
+from sim.hardware.spec import DeviceSpec
+
+
+@dataclass(frozen=True)
+class Family:
+    """An op family: the parameters its rows fit (in priority order) and the size variables whose
+    fitted range is stored, so predictions outside it can be flagged."""
+    name: str
+    params: tuple[str, ...]
+    sizes: tuple[str, ...]
+    why: str
+
+
+# Fitting order = ownership order: a parameter belongs to the first family listing it that has rows.
+FAMILIES: tuple[Family, ...] = (
+    Family("memory", ("hbm_efficiency", "dram_latency_s"), ("bytes",),
+           "STREAM-like kernels see the device-memory roof alone: its achievable fraction, and the "
+           "latency ramp when arrays are small"),
+    Family("l2", ("l2_efficiency", "l2_latency_s"), ("bytes",),
+           "an L2-resident read sees the L2 roof alone"),
+    Family("gemm", ("tc_peak_fraction", "tile_overhead_s", "launch_overhead_s"), ("m", "n", "k"),
+           "large GEMMs measure the sustained Tensor Core fraction; small ones the per-tile and "
+           "per-launch fixed costs"),
+    Family("attention", ("mma_sync_fraction", "attn_flash3_overlap", "tile_overhead_s", "tc_peak_fraction",
+                         "attn_fwd_alu_ops_per_score", "attn_bwd_alu_ops_per_score"),
+           ("batch", "seq_q", "seq_kv", "head_dim"),
+           "fused attention runs its matmuls at a fraction of the peak (mma.sync on Hopper for "
+           "FlashAttention-1/2, the overlap FlashAttention-3 achieves) with softmax work per score "
+           "and a fixed cost per CTA wave"),
+    Family("decode_attention", ("hbm_efficiency", "dram_latency_s", "launch_overhead_s", "kv_dequant_ops_per_elem"),
+           ("batch", "seq_kv", "head_dim"),
+           "decode attention streams the KV cache: the HBM fraction it reaches, the latency floor "
+           "(Little's law) of short caches, the launch cost, and the dequantisation of quantized KV"),
+    Family("lowbit_gemm", ("dequant_ops_per_weight", "simt_overlap", "hbm_efficiency"), ("m", "n", "k"),
+           "weight-only low-bit GEMMs stream packed weights and dequantise them on CUDA cores, "
+           "partly hidden under the loads"),
+    Family("sparse_gemm", ("sparse_extract_ops_per_nnz", "simt_overlap", "hbm_efficiency"), ("m", "n", "k"),
+           "load-as-sparse GEMMs stream the nonzeros and pay a per-nonzero extraction on CUDA cores"),
+    Family("transfer", ("pcie_h2d_efficiency", "pcie_efficiency", "transfer_latency_s"), ("bytes",),
+           "host<->GPU copies measure the PCIe payload share each direction and the per-copy cost"),
+    Family("collective", ("nvlink_efficiency", "collective_launch_s", "nvls_efficiency"), ("bytes", "gpus"),
+           "nccl-tests bus bandwidth measures the achievable link rate (large messages) and the "
+           "fixed cost (small messages)"),
+    Family("nvme", ("nvme_read_efficiency", "nvme_write_efficiency", "nvme_latency_s"), ("bytes",),
+           "large direct I/O measures the drives' achievable share of their rated rate"),
+)
+FAMILY = {f.name: f for f in FAMILIES}
+SENSITIVITY = 0.01      # |d log(pred) / d log(param)| below this on every row: the rows do not pin it
+PRIOR_WEIGHT = 0.02     # residual per unit relative departure from the spec value
+LOSS_SCALE = 0.05       # soft-L1: log errors beyond ~5% count linearly, not squared
+CAL_VERSION = 1
+
+
+# ---------------------------------------------------------------- prediction with an override
+
+def override(device: DeviceSpec, values: dict[str, float]) -> DeviceSpec:
+    """The device with ``values`` merged over its efficiency (no re-validation: the values come
+    from inside the declared bounds, and this runs thousands of times per fit)."""
+    return device.model_copy(update={"efficiency": {**device.efficiency, **values}})
+
+
+def predictor():
+    """``fn(row, device) -> predicted value`` in the row's metric: the validator's own per-row
+    prediction with the device replaced by ``device`` (spec parameters, no profile applied)."""
+    from analysis.validate import predict_row
+    return lambda row, device: predict_row(row, device=device)
+
+
+def _safe(predict, row, device) -> float:
+    try:
+        v = float(predict(row, device))
+    except Exception:  # noqa: BLE001  (a row the model cannot price is listed as unpredictable, not fatal)
+        return math.nan
+    return v if math.isfinite(v) and v > 0 else math.nan
+
+
+def log_errors(rows: pd.DataFrame, device: DeviceSpec, predict) -> np.ndarray:
+    return np.array([math.log(_safe(predict, r, device) / r["value"]) for _, r in rows.iterrows()])
+
+
+def rel_err(logr: np.ndarray) -> np.ndarray:
+    """|pred/meas - 1| from log ratios."""
+    return np.abs(np.expm1(logr))
+
+
+# ---------------------------------------------------------------- one family
+
+@dataclass
+class FitResult:
+    family: str
+    values: dict[str, float]                     # fitted parameter -> value
+    kept: dict[str, str] = field(default_factory=dict)    # candidate not fitted -> why
+    n: int = 0
+    ids: list[str] = field(default_factory=list)
+    unpredictable: list[str] = field(default_factory=list)
+    err_spec: list[float] = field(default_factory=list)   # |pred/meas-1| per row, spec parameters
+    err_fit: list[float] = field(default_factory=list)    # same after the fit (in-sample)
+    at_bound: list[str] = field(default_factory=list)
+
+
+def _scale(p, x0: float) -> float:
+    if x0 != 0:
+        return abs(x0)
+    span = p.hi - p.lo
+    return span if math.isfinite(span) and span > 0 else 1.0
+
+
+def fit_family(rows: pd.DataFrame, device: DeviceSpec, family: Family, predict,
+               owned: set[str] = frozenset(), prior_weight: float = PRIOR_WEIGHT) -> FitResult:
+    """Fit ``family``'s parameters (those not ``owned`` by an earlier family) to ``rows`` of one
+    device, by bounded least squares on log(pred/meas). ``device`` carries every value fitted
+    before. Returns the fitted values and the row errors before and after."""
+    from scipy.optimize import least_squares
+
+    res = FitResult(family.name, {}, n=len(rows), ids=list(rows["id"]))
+    base = log_errors(rows, device, predict)
+    ok = np.isfinite(base)
+    res.unpredictable = [i for i, good in zip(rows["id"], ok) if not good]
+    rows, base = rows[ok], base[ok]
+    res.err_spec = rel_err(base).tolist()
+    res.err_fit = list(res.err_spec)
+    if len(rows) == 0:
+        return res
+    names_ = []
+    for nm in family.params:
+        if nm not in PARAMS:
+            res.kept[nm] = "not declared by the cost model"
+        elif nm in owned:
+            res.kept[nm] = "fitted by an earlier family"
+        else:
+            names_.append(nm)
+    if not names_:
+        return res
+    x0 = np.array([min(max(device.efficiency.get(n, PARAMS[n].default), PARAMS[n].lo), PARAMS[n].hi)
+                   for n in names_])
+    scale = np.array([_scale(PARAMS[n], x) for n, x in zip(names_, x0)])
+    # identifiability: does doubling (or, at a bound, halving) the parameter move any prediction by >1%?
+    free = []
+    for j, n in enumerate(names_):
+        step = x0[j] if x0[j] * 2 <= PARAMS[n].hi else -x0[j] / 2
+        if step == 0:
+            step = scale[j] * 0.5
+        trial = override(device, {n: x0[j] + step})
+        moved = np.nanmax(np.abs(log_errors(rows, trial, predict) - base))
+        if not moved >= SENSITIVITY:
+            res.kept[n] = "the rows do not constrain it (predictions move <1% when it doubles)"
+        else:
+            free.append(j)
+    cap = max(1, len(rows) // 2)
+    for j in free[cap:]:
+        res.kept[names_[j]] = f"at most one parameter per two rows ({len(rows)} rows)"
+    free = free[:cap]
+    if not free:
+        return res
+    fnames = [names_[j] for j in free]
+    z0 = x0[free] / scale[free]
+    lo = np.array([PARAMS[n].lo for n in fnames]) / scale[free]
+    hi = np.array([PARAMS[n].hi for n in fnames]) / scale[free]
+
+    def resid(z):
+        d = override(device, dict(zip(fnames, (z * scale[free]).tolist())))
+        r = log_errors(rows, d, predict)
+        r = np.where(np.isfinite(r), r, 5.0)      # a value the model cannot price is a large miss
+        return np.concatenate([r, prior_weight * (z - z0)])
+
+    sol = least_squares(resid, z0, bounds=(lo, hi), loss="soft_l1", f_scale=LOSS_SCALE,
+                        diff_step=1e-3, max_nfev=60 * len(fnames))
+    x = sol.x * scale[free]
+    for n, v, z, l, h in zip(fnames, x, sol.x, lo, hi):
+        res.values[n] = float(v)
+        if np.isclose(z, l, rtol=1e-3, atol=1e-9) or np.isclose(z, h, rtol=1e-3, atol=1e-9):
+            res.at_bound.append(n)
+    res.err_fit = rel_err(log_errors(rows, override(device, res.values), predict)).tolist()
+    return res
+
+
+# ---------------------------------------------------------------- one device, all families
+
+@dataclass
+class DeviceFit:
+    device: str
+    values: dict[str, float]                      # every fitted parameter -> value
+    owner: dict[str, str]                         # parameter -> family that fitted it
+    fits: dict[str, FitResult]
+
+
+def calibrate_device(rows: pd.DataFrame, spec: DeviceSpec, predict, families=None,
+                     preset: dict[str, tuple[float, str]] | None = None, memo: dict | None = None) -> DeviceFit:
+    """Fit every family of ``rows`` (one device) in ``FAMILIES`` order, each on top of the values
+    fitted before it. ``preset`` holds values kept from an earlier profile (param -> (value, family))."""
+    preset = preset or {}
+    values = {n: v for n, (v, _) in preset.items()}
+    owner = {n: f for n, (_, f) in preset.items()}
+    fits = {}
+    for fam in FAMILIES:
+        if families and fam.name not in families:
+            continue
+        fr = rows[rows["family"] == fam.name]
+        if fr.empty:
+            continue
+        key = (spec.name, fam.name, tuple(sorted(fr["id"])), tuple(sorted(values.items())))
+        res = memo.get(key) if memo is not None else None
+        if res is None:
+            res = fit_family(fr, override(spec, values), fam, predict, owned=set(owner))
+            if memo is not None:
+                memo[key] = res
+        fits[fam.name] = res
+        values.update(res.values)
+        owner.update({n: fam.name for n in res.values})
+    return DeviceFit(spec.name, values, owner, fits)
+
+
+# ---------------------------------------------------------------- cross-validation by source
+
+def group_key(row) -> str:
+    """What a fold holds out whole: a published row's source; a measured row's machine and kernel."""
+    if str(row.get("fingerprint", "") or "").strip():
+        return f"measured:{row['fingerprint']}:{row['source_locator']}"
+    return str(row["source"])
+
+
+def make_folds(rows: pd.DataFrame, k: int) -> tuple[str, list[set[str]]]:
+    """(scheme, folds of row ids). Whole sources go to folds, largest first into the emptiest fold;
+    with one source only, its rows are dealt round-robin (scheme says so)."""
+    keys = rows.apply(group_key, axis=1)
+    sizes = keys.value_counts()
+    if len(sizes) >= 2:
+        k = min(k, len(sizes))
+        folds: list[set[str]] = [set() for _ in range(k)]
+        for g in sorted(sizes.index, key=lambda g: (-sizes[g], g)):
+            i = min(range(k), key=lambda j: (len(folds[j]), j))
+            folds[i] |= set(rows["id"][keys == g])
+        return "by source", folds
+    k = min(k, len(rows))
+    if k < 2:
+        return "none (one row)", []
+    ids = sorted(rows["id"])
+    return "by row, one source only", [set(ids[i::k]) for i in range(k)]
+
+
+def cross_validate(rows: pd.DataFrame, spec: DeviceSpec, predict, k: int = 5, families=None,
+                   memo: dict | None = None) -> dict[str, dict]:
+    """Per family: held-out median |pred/meas - 1| with spec parameters (before) and with the
+    parameters fitted on the other folds (after). Every fold refits all families, so a shared
+    parameter never sees the held-out rows either."""
+    memo = {} if memo is None else memo
+    spec_err = dict(zip(rows["id"], rel_err(log_errors(rows, spec, predict))))
+    out = {}
+    for fam in FAMILIES:
+        if families and fam.name not in families:
+            continue
+        fr = rows[rows["family"] == fam.name]
+        if fr.empty:
+            continue
+        scheme, folds = make_folds(fr, k)
+        before, after, test_ids = [], [], []
+        for test in folds:
+            fit = calibrate_device(rows[~rows["id"].isin(test)], spec, predict, families, memo=memo)
+            t = fr[fr["id"].isin(test)]
+            after += rel_err(log_errors(t, override(spec, fit.values), predict)).tolist()
+            before += [spec_err[i] for i in t["id"]]
+            test_ids += list(t["id"])
+        out[fam.name] = {"scheme": scheme, "folds": len(folds), "sources": int(fr.apply(group_key, axis=1).nunique()),
+                         "rows": len(fr), "held_out": int(np.isfinite(after).sum()),
+                         "median_err_spec": _med(before), "median_err_calibrated": _med(after),
+                         "held_out_rows": {i: [b, a] for i, b, a in zip(test_ids, before, after)}}
+    return out
+
+
+def _med(x) -> float | None:
+    a = np.asarray(x, dtype=float)
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if a.size else None
+
+
+# ---------------------------------------------------------------- the profile file
+
+def _sig(v: float) -> float:
+    return float(f"{v:.6g}")
+
+
+def size_range(rows: pd.DataFrame, family: Family) -> dict[str, list[float]]:
+    """[min, max] of each size variable of ``family`` over the rows' workloads (where present)."""
+    seen: dict[str, list[float]] = {}
+    for text in rows["scenario"]:
+        wl = json.loads(text).get("workload", {})
+        for var in family.sizes:
+            v = wl.get(var)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                seen.setdefault(var, []).append(float(v))
+    return {var: [_sig(min(v)), _sig(max(v))] for var, v in seen.items()}
+
+
+def _dtypes(rows: pd.DataFrame, errs: list[float]) -> dict:
+    by: dict[str, list[float]] = {}
+    for text, e in zip(rows["scenario"], errs):
+        d = json.loads(text).get("workload", {}).get("dtype")
+        if d:
+            by.setdefault(d, []).append(e)
+    return {d: {"rows": len(v), "median_err_calibrated": _sig(_med(v))} for d, v in sorted(by.items())
+            if _med(v) is not None} if len(by) > 1 else {}
+
+
+def build_profile(spec: DeviceSpec, rows: pd.DataFrame, fit: DeviceFit, cv: dict | None,
+                  kept: dict | None = None) -> dict:
+    """The calibrated profile of one device: the fitted efficiencies (what ``with_calibration``
+    merges) and what they were fitted on (families, row ids, sources, errors, size ranges)."""
+    kept = kept or {}
+    fams = dict(kept.get("families", {}))
+    for name, res in fit.fits.items():
+        fam, fr = FAMILY[name], rows[rows["family"] == name]
+        ok = fr[~fr["id"].isin(res.unpredictable)]
+        fams[name] = {
+            "params": sorted(res.values),
+            "not_fitted": dict(sorted(res.kept.items())),
+            "rows": len(fr),
+            "row_ids": sorted(fr["id"]),
+            "sources": sorted(set(fr.apply(group_key, axis=1))),
+            "unpredictable": sorted(res.unpredictable),
+            "in_sample": {"median_err_spec": _sig(_med(res.err_spec) or 0.0),
+                          "median_err_calibrated": _sig(_med(res.err_fit) or 0.0),
+                          "max_err_calibrated": _sig(max(res.err_fit, default=0.0))},
+            "range": size_range(ok, fam),
+            **({"by_dtype": _dtypes(ok, res.err_fit)} if _dtypes(ok, res.err_fit) else {}),
+        }
+    params = dict(kept.get("params", {}))
+    for n, v in fit.values.items():
+        p = PARAMS[n]
+        fam = fit.owner[n]
+        at = fam in fit.fits and n in fit.fits[fam].at_bound
+        params[n] = {"value": _sig(v), "spec": _sig(spec.efficiency.get(n, p.default)), "lo": p.lo,
+                     "hi": p.hi if math.isfinite(p.hi) else None, "family": fam, "at_bound": at,
+                     "meaning": p.meaning, "source_of_spec_value": spec.sources.get(f"efficiency.{n}", p.source)}
+    used = rows[rows["family"].isin(list(fams))]
+    return {
+        "device": spec.name,
+        "format": CAL_VERSION,
+        "date": date.today().isoformat(),
+        "written_by": "gpusim calibrate",
+        "efficiency": {n: params[n]["value"] for n in sorted(params)},
+        "fitted_on": {"rows": int(len(used)), "sources": sorted(set(used.apply(group_key, axis=1))) if len(used) else [],
+                      "origins": {k: int(v) for k, v in used.get("origin", pd.Series(dtype=str)).value_counts().items()}},
+        "families": fams,
+        "params": dict(sorted(params.items())),
+        "cv": {f: {k: (_sig(v) if isinstance(v, float) else v) for k, v in c.items() if k != "held_out_rows"}
+               for f, c in (cv or {}).items()},
+    }
+
+
+HEADER = ("# Calibrated efficiency profile written by `gpusim calibrate` (analysis/calibrate.py).\n"
+          "# `efficiency` is merged over the device spec by sim.hardware.with_calibration; the rest\n"
+          "# records what it was fitted on. Regenerate, do not edit: see docs/calibration.md.\n")
+
+
+def write_profile(profile: dict, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{profile['device']}.yaml"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(HEADER + yaml.safe_dump(profile, sort_keys=False, width=110, allow_unicode=True))
+    tmp.replace(path)
+    return path
+
+
+def read_profile(path: Path) -> dict:
+    from sim.hardware import read_yaml
+    data = read_yaml(path)
+    if not isinstance(data.get("efficiency"), dict):
+        raise InputError(str(path), "efficiency", "expected a mapping of parameter name -> value")
+    return data
+
+
+# ---------------------------------------------------------------- command line
+
+def add_arguments(p) -> None:
+    p.add_argument("--device", action="append", metavar="D", help="only this zoo device (repeatable)")
+    p.add_argument("--family", action="append", metavar="F", choices=[f.name for f in FAMILIES],
+                   help="only this op family (repeatable); the profile keeps the other families' values")
+    p.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds (default 5; 0: none)")
+    p.add_argument("--out", type=Path, default=CALIBRATED, metavar="DIR",
+                   help=f"where profiles are written (default {CALIBRATED})")
+    p.add_argument("--traces", type=Path, default=None, metavar="DIR",
+                   help="trace store root (default: the repository's traces/)")
+    p.add_argument("--no-host", action="store_true", help="skip the host profile of this machine")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def load_rows(traces: Path | None = None) -> pd.DataFrame:
+    from analysis import traces as store
+    if traces is None:
+        return store.load_all()
+    return store.load_all(traces / "published", traces / "measured")
+
+
+def _kept(path: Path, families: list[str] | None) -> tuple[dict, dict]:
+    """(profile parts to keep, preset values) from an existing profile when only some families are refitted."""
+    if not families or not path.exists():
+        return {}, {}
+    old = read_profile(path)
+    fams = {f: v for f, v in (old.get("families") or {}).items() if f not in families}
+    params = {n: v for n, v in (old.get("params") or {}).items() if v.get("family") in fams}
+    cv = {f: v for f, v in (old.get("cv") or {}).items() if f not in families}
+    preset = {n: (float(old["efficiency"][n]), v["family"]) for n, v in params.items() if n in old["efficiency"]}
+    return {"families": fams, "params": params, "cv": cv}, preset
+
+
+def calibrate(rows: pd.DataFrame, devices=None, families=None, folds: int = 5, out: Path = CALIBRATED,
+              predict=None, log=print) -> dict:
+    """Fit and write a profile per device with rows; return the summary (also what --json prints)."""
+    predict = predict or predictor()
+    fitted_fams = [f.name for f in FAMILIES if not families or f.name in families]
+    rows = rows[rows["family"].isin(fitted_fams)]
+    zoo = set(names("device"))
+    wanted = sorted(set(devices or rows["hardware"].unique()))
+    summary = {"devices": {}, "spec_only": [], "not_in_zoo": []}
+    for dev in wanted:
+        if dev not in zoo:
+            summary["not_in_zoo"].append(dev)
+            continue
+        dr = rows[rows["hardware"] == dev]
+        if dr.empty:
+            summary["spec_only"].append(dev)
+            continue
+        spec = load_device(dev)
+        kept, preset = _kept(Path(out) / f"{dev}.yaml", families)
+        memo: dict = {}
+        fit = calibrate_device(dr, spec, predict, families, preset=preset, memo=memo)
+        cv = cross_validate(dr, spec, predict, folds, families, memo=memo) if folds >= 2 else {}
+        profile = build_profile(spec, dr, fit, {**kept.get("cv", {}), **cv}, kept)
+        path = write_profile(profile, Path(out))
+        summary["devices"][dev] = {"profile": str(path), "efficiency": profile["efficiency"],
+                                   "families": {f: {"params": v["params"], "rows": v["rows"], **v["in_sample"]}
+                                                for f, v in profile["families"].items()},
+                                   "cv": {**profile["cv"], **cv}}
+        log(f"{dev}: fitted {', '.join(f'{n}={v:.4g}' for n, v in sorted(fit.values.items())) or 'nothing'} "
+            f"-> {path}")
+    if not devices:
+        summary["spec_only"] += sorted(zoo - set(summary["devices"]) - set(summary["spec_only"]))
+    summary["pooled_cv"] = pooled(summary)
+    return summary
+
+
+def pooled(summary: dict) -> dict:
+    """Per family and CV scheme, over the held-out rows of every device: the median error before and
+    after. 'by source' pools only device families with two or more sources (honest hold-outs)."""
+    by: dict[tuple[str, str], dict[str, list]] = {}
+    for d in summary["devices"].values():
+        for f, c in d["cv"].items():
+            if not c.get("held_out_rows"):
+                continue
+            kind = "by source" if c["scheme"] == "by source" else "within one source"
+            b = by.setdefault((f, kind), {"spec": [], "cal": [], "devices": 0})
+            b["devices"] += 1
+            for before, after in c["held_out_rows"].values():
+                if math.isfinite(after):
+                    b["spec"].append(before)
+                    b["cal"].append(after)
+    return {f"{f} ({kind})": {"family": f, "scheme": kind, "devices": v["devices"], "held_out": len(v["cal"]),
+                              "median_err_spec": _med(v["spec"]), "median_err_calibrated": _med(v["cal"])}
+            for (f, kind), v in sorted(by.items())}
+
+
+def table(summary: dict) -> str:
+    lines = [f"{'device':<18} {'family':<17} {'rows':>4} {'src':>3} {'cv scheme':<24} "
+             f"{'spec':>7} {'calib':>7}  params"]
+    pct = lambda v: "   -   " if v is None else f"{100 * v:6.1f}%"  # noqa: E731
+    for dev, d in summary["devices"].items():
+        for f, c in d["cv"].items():
+            params = d["families"].get(f, {}).get("params", [])
+            lines.append(f"{dev:<18} {f:<17} {c['rows']:>4} {c['sources']:>3} {c['scheme']:<24} "
+                         f"{pct(c['median_err_spec'])} {pct(c['median_err_calibrated'])}  {', '.join(params)}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    rows = load_rows(args.traces)
+    logs = []
+    summary = calibrate(rows, args.device, args.family, args.folds, args.out,
+                        log=(logs.append if args.json else lambda s: print(s, file=sys.stderr)))
+    if not args.no_host and not args.device and not args.family:
+        summary["host"] = calibrate_hosts(rows, out=Path(args.out) / "hosts",
+                                          measured=(Path(args.traces) / "measured") if args.traces else None,
+                                          log=(logs.append if args.json else lambda s: print(s, file=sys.stderr)))
+    if args.json:
+        for d in summary["devices"].values():
+            for c in d["cv"].values():
+                c.pop("held_out_rows", None)
+        print(json.dumps(summary, indent=2, default=float))
+        return 0
+    print("held-out median |pred/meas - 1| (cross-validation; 'by source' folds hold out whole sources)")
+    print(table(summary))
+    print("\npooled over devices (held-out rows):")
+    for name, p in summary["pooled_cv"].items():
+        pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+        print(f"  {name:<40} {p['held_out']:>4} rows on {p['devices']} device(s): spec {pct(p['median_err_spec'])}"
+              f" -> calibrated {pct(p['median_err_calibrated'])}")
+    if summary["spec_only"]:
+        print(f"no rows, spec parameters kept: {', '.join(summary['spec_only'])}")
+    if summary["not_in_zoo"]:
+        print(f"rows for devices not in the zoo (skipped): {', '.join(summary['not_in_zoo'])}")
+    return 0
+
+
+
+# ---------------------------------------------------------------- host side (this machine's probes)
+
+HOST_FAMILIES: tuple[Family, ...] = (
+    Family("host_memory", ("dram_efficiency",), ("bytes",),
+           "a host memory copy streams DRAM: its share of the best STREAM rate measured (the DRAM figure)"),
+    Family("cpu_adam", ("cpu_adam_dram_efficiency", "cpu_adam_simd_efficiency"), ("bytes",),
+           "the CPU Adam step of ZeRO-Offload: the DRAM share it streams at, or the SIMD share when compute-bound"),
+)
+HOST_BASE = "PCIe-Gen4-workstation"
+HOST_HEADER = ("# Host profile of one probed machine, written by `gpusim calibrate` from `gpusim bench` host probes.\n"
+               "# `host` replaces the base host's figures (measured, or read from the OS); `efficiency` holds the\n"
+               "# fitted host efficiencies. A scenario selects it with `host: local` on the same machine\n"
+               "# (sim.hardware.with_host_calibration). Regenerate, do not edit: see docs/calibration.md.\n")
+
+
+def _host_predictor(device: DeviceSpec):
+    """``fn(row, host) -> value``: the validator's per-row prediction with ``host`` as the scenario's
+    host and ``device`` as its hardware (host rows of a CPU-only machine name the CPU, and a host
+    op's time does not depend on the GPU)."""
+    import sim.cost.host  # noqa: F401  (registers the HostOp pricer)
+    from analysis.validate import predict_row
+    from sim.scenario import KINDS, _register_kinds, predict as sim_predict
+    _register_kinds()
+
+    def with_host(host):
+        def run(scen):
+            scen = {**scen, "host": host}
+            wl = scen["workload"]
+            if wl.get("kind") == "host_op" and "host_op" not in KINDS:
+                # stand-in until a 'host_op' workload kind is registered: price the op the same way
+                from types import SimpleNamespace
+
+                from sim.cost import cost
+                from sim.hardware.system import System
+                from sim.ops import HostOp
+                oc = cost(HostOp(float(wl["flops"]), float(wl["bytes"]), name=str(wl.get("op", "host_op"))),
+                          System(device, host))
+                return SimpleNamespace(time_s=oc.time_s, metrics={"gbps": wl["bytes"] / oc.time_s / 1e9}, bound=oc.bound)
+            return sim_predict(scen)
+        return run
+    return lambda row, host: predict_row(row, device=device, predict=with_host(host))
+
+
+def _best(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per workload, the fastest measured implementation's rows (ZeRO-Offload runs DeepSpeed's fused,
+    vectorised CPU-Adam; of the implementations a probe times, the fastest is its closest stand-in)."""
+    keep = []
+    for _, g in rows.groupby("scenario"):
+        keep.append(g.loc[g["value"].idxmin()])
+    return pd.DataFrame(keep)
+
+
+def stream_bytes(scenario: str) -> float:
+    """DRAM bytes a host-memory probe moves, STREAM-counted: a host->host copy reads and writes its
+    buffer; a host op states its bytes."""
+    wl = json.loads(scenario)["workload"]
+    return 2.0 * float(wl["bytes"]) if wl.get("kind") == "transfer" else float(wl["bytes"])
+
+
+def local_host_figures(rows: pd.DataFrame, fp: dict, base) -> tuple[dict, dict]:
+    """(HostSpec fields, their sources) for a probed machine: CPU and DRAM size from its
+    fingerprint, the DRAM figure = its best STREAM rate, the NVMe figures = its measured
+    sequential direct-I/O rates; what was not measured stays the base host's."""
+    fid = fp.get("id", "?")
+    figures, sources = {}, {}
+    cores = int(fp.get("cpu_cores") or base.cpu.cores)
+    per_core = base.cpu.fp32_tflops / base.cpu.cores
+    figures["cpu"] = {"model": str(fp.get("cpu_model") or "unknown"), "sockets": 1, "cores": cores,
+                      "fp32_tflops": _sig(per_core * cores)}
+    sources["cpu"] = (f"model and logical CPUs from fingerprint {fid}; fp32_tflops assumed: {base.name}'s "
+                      f"per-core rate ({per_core:.3g} TFLOP/s) x {cores}; sockets assumed 1")
+    hm = rows[(rows["family"] == "host_memory") & (rows["metric"] == "time_s")]
+    mem = float(fp.get("host_memory_bytes") or base.dram_bytes)
+    if len(hm):
+        rate = hm["value"].rdiv(hm["scenario"].map(stream_bytes))      # STREAM convention: read + written
+        top = hm.loc[rate.idxmax()]
+        figures["dram"] = {"capacity_gb": _sig(mem / 1e9), "bandwidth_gbps": _sig(float(rate.max()) / 1e9)}
+        sources["dram"] = (f"capacity from fingerprint {fid}; bandwidth measured: best STREAM rate (bytes read + "
+                           f"written / time) of gpusim bench ({top['source_locator']}, row {top['id']})")
+    st = rows[(rows["family"] == "storage") & (rows["metric"] == "gbps")]
+    rd = st[st["source_locator"].str.contains("read")]
+    wr = st[st["source_locator"].str.contains("write")]
+    if len(rd) and len(wr):
+        figures["nvme"] = {"drives": 1, "capacity_tb_per_drive": base.nvme.capacity_tb_per_drive,
+                           "read_gbps_per_drive": _sig(float(rd["value"].max())),
+                           "write_gbps_per_drive": _sig(float(wr["value"].max()))}
+        sources["nvme"] = (f"read/write measured by gpusim bench (file probe, rows {rd['id'].iloc[0]}, "
+                           f"{wr['id'].iloc[0]}); one drive, capacity assumed from {base.name}")
+    return figures, sources
+
+
+def calibrate_hosts(rows: pd.DataFrame, out: Path, measured: Path | None = None, only_this_machine: bool = False,
+                    log=print) -> dict:
+    """A host profile per probed machine (fingerprint) with host-probe rows: measured figures over
+    the base host, then the host efficiencies fitted to its host_memory and cpu_adam rows."""
+    from analysis.traces import fingerprint_metadata
+    from sim.hardware import HostSpec, load_host, this_machine
+    from sim.hardware import _validate as validate_spec
+
+    fams = [f.name for f in HOST_FAMILIES] + ["storage"]
+    hr = rows[rows["family"].isin(fams) & (rows.get("fingerprint", pd.Series("", index=rows.index)) != "")]
+    if hr.empty:
+        log("host: no host-probe rows (run `gpusim bench`); host parameters stay at their defaults")
+        return {}
+    meta = fingerprint_metadata(measured) if measured else fingerprint_metadata()
+    me, out_summary = this_machine(), {}
+    for fid, fr in hr.groupby("fingerprint"):
+        fp = {**meta.get(fid, {}), "id": fid}
+        if only_this_machine and (fp.get("cpu_model"), fp.get("cpu_cores")) != (me["cpu_model"], me["cpu_cores"]):
+            continue
+        base = load_host(HOST_BASE)
+        figures, sources = local_host_figures(fr, fp, base)
+        d = {**base.model_dump(), **figures, "name": f"local:{fid}", "sources": {**base.sources, **sources}}
+        host = validate_spec(HostSpec, d, f"host profile of {fid}")
+        device = load_device(next(n for n in names("device") if load_device(n).default_host == HOST_BASE))
+        predict = _host_predictor(device)
+        fits, values = {}, {}
+        for fam in HOST_FAMILIES:
+            t = fr[(fr["family"] == fam.name) & (fr["metric"] == "time_s")]
+            if fam.name == "host_memory":      # copies (transfer host->host) see dram_efficiency
+                t = t[t["scenario"].map(lambda s: json.loads(s)["workload"].get("kind") == "transfer")]
+            if fam.name == "cpu_adam":
+                t = _best(t)
+            if t.empty:
+                continue
+            res = fit_family(t, override(host, values), fam, predict, owned=set(values))
+            fits[fam.name] = res
+            values.update(res.values)
+        profile = {
+            "kind": "host", "fingerprint": fid, "format": CAL_VERSION, "date": date.today().isoformat(),
+            "written_by": "gpusim calibrate",
+            "machine": {k: fp.get(k) for k in ("cpu_model", "cpu_cores", "host_memory_bytes")},
+            "base": HOST_BASE, "host": figures, "sources": sources,
+            "efficiency": {n: _sig(v) for n, v in sorted(values.items())},
+            "families": {n: {"params": sorted(r.values), "not_fitted": dict(sorted(r.kept.items())), "rows": r.n,
+                             "row_ids": sorted(r.ids),
+                             "in_sample": {"median_err_spec": _sig(_med(r.err_spec) or 0.0),
+                                           "median_err_calibrated": _sig(_med(r.err_fit) or 0.0)}}
+                         for n, r in fits.items()},
+        }
+        Path(out).mkdir(parents=True, exist_ok=True)
+        path = Path(out) / f"{fid}.yaml"
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(HOST_HEADER + yaml.safe_dump(profile, sort_keys=False, width=110, allow_unicode=True))
+        tmp.replace(path)
+        out_summary[fid] = {"profile": str(path), "efficiency": profile["efficiency"], "host": figures,
+                            "families": profile["families"]}
+        log(f"host {fid}: fitted {', '.join(f'{n}={v:.4g}' for n, v in sorted(values.items())) or 'nothing'} -> {path}")
+    return out_summary
