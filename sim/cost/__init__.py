@@ -45,7 +45,7 @@ def cost(op, system: System) -> OpCost:
 
 def _load_modules():
     # importing registers the pricers; done lazily so sim.cost has no import cycle with its modules
-    from sim.cost import gemm, attention, elementwise, collective, transfer  # noqa: F401
+    from sim.cost import gemm, attention, elementwise, collective, transfer, host  # noqa: F401
 
 
 def roofline(terms: dict[str, float], overhead_s: float = 0.0) -> tuple[float, str]:

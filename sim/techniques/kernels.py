@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sim.cost import OpCost, cost
 from sim.cost.efficiency import provenance
 from sim.errors import InputError
-from sim.ops import DTYPE_BYTES, Attention, Collective, Elementwise, Gemm, Transfer
+from sim.ops import DTYPE_BYTES, Attention, Collective, Elementwise, Gemm, HostOp, Transfer
 from sim.scenario import Prediction, workload_kind
 
 WHERE = "scenario"
@@ -299,3 +299,18 @@ def predict_transfer(w: TransferIn, system, model=None) -> Prediction:
                 for tier in need if need[tier] > capacity(system, tier)]
     return _prediction(op, oc, system, fits=not warnings, memory=need,
                        metrics={"gbps": _per_s(w.bytes, oc.time_s) / 1e9}, warnings=warnings)
+
+
+# ------------------------------------------------------------------ host_op (CPU work: optimizer step, host STREAM)
+class HostOpIn(_Workload):
+    op: str = Field(min_length=1, description="what the CPU runs, e.g. adam, scale, triad (a label)")
+    flops: float = Field(ge=0, description="floating-point operations")
+    bytes: float = Field(gt=0, description="host DRAM bytes read plus written")
+
+
+@workload_kind("host_op", HostOpIn)
+def predict_host_op(w: HostOpIn, system, model=None) -> Prediction:
+    op = HostOp(flops=w.flops, bytes=w.bytes, name=w.op)
+    oc = _price(op, system, "workload")
+    return _prediction(op, oc, system, fits=w.bytes <= system.host.dram_bytes, memory={"host": w.bytes},
+                       metrics={"gbps": _per_s(w.bytes, oc.time_s) / 1e9, "tflops": _per_s(w.flops, oc.time_s) / 1e12})
