@@ -1,0 +1,262 @@
+"""gpusim calibrate: the fitter recovers parameters it generated rows with, stays inside the declared
+bounds, never lets a source sit on both sides of a cross-validation fold, and writes profiles that
+sim.hardware loads (and rejects when broken). Synthetic rows come from the model with a known
+override plus noise: a test of the fitting machinery, not of the model's accuracy."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import sim.hardware as hw
+from analysis import calibrate as cal
+from analysis.traces import METRIC_UNITS, append_measured, load_measured
+from analysis.validate import predict_row
+from sim.cost.efficiency import PARAMS
+from sim.errors import InputError
+from sim.hardware import load_device, with_calibration, with_host_calibration
+from sim.scenario import predict
+
+DEV = "A100-SXM4-80GB"
+MEM_SIZES = (2e5, 1e6, 4e6, 1.6e7, 6.4e7, 2.56e8, 1e9)
+GEMMS = ((512, 512, 512), (1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096), (8192, 8192, 8192),
+         (1024, 8192, 4096), (256, 4096, 4096), (8192, 1024, 2048))
+
+
+def mk(i, family, workload, metric, source, dev=DEV):
+    scen = {"hardware": dev, "workload": workload}
+    return {"id": f"S{i:04d}", "family": family, "hardware": dev, "scenario": json.dumps(scen),
+            "baseline_scenario": "", "metric": metric, "value": 1.0, "unit": METRIC_UNITS[metric],
+            "source": source, "source_locator": "synthetic", "confidence": "derived", "notes": "",
+            "fingerprint": "", "origin": "published"}
+
+
+def synthetic(truth: dict, noise: float = 0.01, seed: int = 0, families=("memory", "gemm")):
+    """Rows whose 'measured' value is the model's own prediction with ``truth`` overrides, times
+    lognormal noise; sources alternate so cross-validation has groups to hold out."""
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    dev = cal.override(load_device(DEV), truth)
+    rows = []
+    if "memory" in families:
+        for b in MEM_SIZES:
+            rows.append(mk(len(rows), "memory", {"kind": "memory", "op": "triad", "bytes": b}, "gbps",
+                           f"src-m{len(rows) % 3}"))
+    if "gemm" in families:
+        for m, n, k in GEMMS:
+            rows.append(mk(len(rows), "gemm", {"kind": "gemm", "m": m, "n": n, "k": k, "dtype": "bf16"}, "tflops",
+                           f"src-g{len(rows) % 3}"))
+    for r in rows:
+        r["value"] = predict_row(r, device=dev) * math.exp(rng.normal(0.0, noise))
+    return pd.DataFrame(rows)
+
+
+TRUTH = {"hbm_efficiency": 0.72, "tc_peak_fraction": 0.74}
+
+
+def test_recovers_known_parameters():
+    rows = synthetic(TRUTH)
+    fit = cal.calibrate_device(rows, load_device(DEV), cal.predictor())
+    assert fit.values["hbm_efficiency"] == pytest.approx(0.72, rel=0.03)
+    assert fit.values["tc_peak_fraction"] == pytest.approx(0.74, rel=0.03)
+    assert fit.owner["hbm_efficiency"] == "memory" and fit.owner["tc_peak_fraction"] == "gemm"
+    # in-sample errors fall to the noise level (1%), from the spec defaults' 15-20%
+    assert np.median(fit.fits["memory"].err_fit) < 0.03 < np.median(fit.fits["memory"].err_spec)
+    assert np.median(fit.fits["gemm"].err_fit) < 0.03 < np.median(fit.fits["gemm"].err_spec)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(eff=st.floats(0.45, 0.98), seed=st.integers(0, 1000))
+def test_recovers_hbm_efficiency_property(eff, seed):
+    rows = synthetic({"hbm_efficiency": eff}, noise=0.02, seed=seed, families=("memory",))
+    res = cal.fit_family(rows, load_device(DEV), cal.FAMILY["memory"], cal.predictor())
+    assert res.values["hbm_efficiency"] == pytest.approx(eff, rel=0.05)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scale=st.floats(0.1, 10.0))
+def test_fits_stay_inside_declared_bounds(scale):
+    """Measurements scaled beyond anything the parameters can explain: the fit stops at a bound."""
+    rows = synthetic(TRUTH, families=("memory",))
+    rows["value"] *= scale
+    res = cal.fit_family(rows, load_device(DEV), cal.FAMILY["memory"], cal.predictor())
+    for name, v in res.values.items():
+        assert PARAMS[name].lo <= v <= PARAMS[name].hi
+    if scale > 2.0 or scale < 0.25:       # needs hbm_efficiency > 1 or < 0.3 x 0.72
+        assert res.at_bound
+
+
+@settings(max_examples=25, deadline=None)
+@given(sources=st.lists(st.sampled_from("abcdefg"), min_size=2, max_size=30), k=st.integers(2, 6))
+def test_folds_never_split_a_source(sources, k):
+    import pandas as pd
+    rows = pd.DataFrame({"id": [f"R{i}" for i in range(len(sources))], "source": sources,
+                         "source_locator": "x", "fingerprint": ""})
+    scheme, folds = cal.make_folds(rows, k)
+    ids = [i for f in folds for i in f]
+    assert sorted(ids) == sorted(rows["id"]) and len(ids) == len(set(ids))      # a partition
+    src = dict(zip(rows["id"], rows["source"]))
+    if len(set(sources)) >= 2:
+        assert scheme == "by source" and len(folds) == min(k, len(set(sources)))
+        owner = {}
+        for n, f in enumerate(folds):
+            for i in f:
+                assert owner.setdefault(src[i], n) == n
+    else:
+        assert scheme.startswith("by row")
+
+
+def test_cv_trains_without_the_held_out_sources(monkeypatch):
+    rows = synthetic(TRUTH)
+    seen = []
+    real = cal.calibrate_device
+
+    def spy(train, *a, **k):
+        seen.append(set(train["source"]))
+        return real(train, *a, **k)
+    monkeypatch.setattr(cal, "calibrate_device", spy)
+    cv = cal.cross_validate(rows, load_device(DEV), cal.predictor(), k=3)
+    assert cv["memory"]["scheme"] == cv["gemm"]["scheme"] == "by source"
+    all_src = set(rows["source"])
+    for fam in ("memory", "gemm"):
+        assert cv[fam]["folds"] == 3
+        # held-out error with calibration is near the noise; spec defaults are far off
+        assert cv[fam]["median_err_calibrated"] < 0.03 < cv[fam]["median_err_spec"]
+    # every fold left at least one source out entirely
+    assert all(s < all_src for s in seen)
+
+
+def test_profile_loads_changes_predictions_and_flags_range(tmp_path, monkeypatch):
+    rows = synthetic(TRUTH)
+    summary = cal.calibrate(rows, folds=2, out=tmp_path, log=lambda s: None)
+    path = tmp_path / f"{DEV}.yaml"
+    assert summary["devices"][DEV]["profile"] == str(path)
+    prof = yaml.safe_load(path.read_text())
+    assert prof["efficiency"]["tc_peak_fraction"] == pytest.approx(0.74, rel=0.03)
+    assert sorted(prof["families"]) == ["gemm", "memory"] and prof["families"]["gemm"]["rows"] == len(GEMMS)
+    assert prof["families"]["gemm"]["range"]["k"] == [512.0, 8192.0]
+    assert set(prof["families"]["memory"]["row_ids"]) <= set(rows["id"])
+    spec = load_device(DEV)
+    calibrated = with_calibration(spec, path)
+    assert calibrated.calibration == path.name
+    scen = {"hardware": spec, "parameters": "spec",
+            "workload": {"kind": "gemm", "m": 8192, "n": 8192, "k": 8192, "dtype": "bf16"}}
+    t_spec = predict(scen).time_s
+    t_cal = predict({**scen, "hardware": calibrated}).time_s
+    assert t_cal == pytest.approx(t_spec * 0.85 / 0.74, rel=0.03)     # compute-bound: time ~ 1/fraction
+    # range flags: the profile found by device name in the calibrated folder
+    monkeypatch.setattr(hw, "CALIBRATED", tmp_path)
+    assert hw.calibration_warnings(DEV, "gemm", {"m": 4096, "n": 4096, "k": 4096}) == []
+    w = hw.calibration_warnings(DEV, "Gemm", {"m": 4096, "n": 4096, "k": 65536})
+    assert len(w) == 1 and "k=65536" in w[0] and "outside" in w[0]
+    assert "no collective measurements" in hw.calibration_warnings(DEV, "collective", {"bytes": 1e6})[0]
+    assert hw.calibration_warnings("H100-SXM5-80GB", "gemm", {"m": 1}) == []      # no profile: spec
+
+
+def test_family_refit_keeps_the_other_families(tmp_path):
+    rows = synthetic(TRUTH)
+    cal.calibrate(rows, folds=0, out=tmp_path, log=lambda s: None)
+    cal.calibrate(rows[rows["family"] == "gemm"], families=["gemm"], folds=0, out=tmp_path, log=lambda s: None)
+    prof = yaml.safe_load((tmp_path / f"{DEV}.yaml").read_text())
+    assert sorted(prof["families"]) == ["gemm", "memory"]
+    assert prof["efficiency"]["hbm_efficiency"] == pytest.approx(0.72, rel=0.03)
+
+
+@pytest.mark.parametrize("body, field", [
+    ("efficiency: [0.9]\n", "efficiency"),
+    ("efficiency:\n  hbm_efficiency: fast\n", "efficiency.hbm_efficiency"),
+    ("just text\n", "<root>"),
+])
+def test_bad_profile_is_input_error_naming_file_and_field(tmp_path, body, field):
+    path = tmp_path / f"{DEV}.yaml"
+    path.write_text(body)
+    with pytest.raises(InputError) as e:
+        with_calibration(load_device(DEV), path)
+    assert e.value.field == field and str(path) in e.value.where
+
+
+def test_bad_host_profile_is_input_error(tmp_path):
+    path = tmp_path / "h.yaml"
+    path.write_text("machine: {}\nhost: {}\n")
+    with pytest.raises(InputError) as e:
+        with_host_calibration("local", profile=path)
+    assert e.value.field == "base" and str(path) in e.value.where
+    path.write_text("base: PCIe-Gen4-workstation\nhost: {dram: {capacity_gb: -1, bandwidth_gbps: 10}}\n")
+    with pytest.raises(InputError) as e:
+        with_host_calibration("local", profile=path)
+    assert e.value.field.startswith("dram") and str(path) in e.value.where
+
+
+# ---------------------------------------------------------------- host side
+
+def _host_rows(dram_gbps: float, adam_eff: float, copy_eff: float):
+    """Host-probe rows of a fictitious run on this machine, generated from the host model with
+    known figures: a 2-array copy at ``copy_eff`` of the DRAM roof, triad at the roof, Adam at
+    ``adam_eff`` of it (fused) and 4x slower (for-loop)."""
+    n = 2 ** 25
+    copy_t = 2 * 8 * n / (dram_gbps * 1e9 * copy_eff)
+    triad_t = 3 * 8 * n / (dram_gbps * 1e9)
+    adam_b = 28.0 * n
+    adam_t = adam_b / (dram_gbps * 1e9 * adam_eff)
+    rows = []
+    for kernel, fam, wl, t in (
+            ("numpy.copyto", "host_memory", {"kind": "transfer", "src": "host", "dst": "host", "bytes": 8.0 * n}, copy_t),
+            ("numba.triad", "host_memory", {"kind": "host_op", "op": "triad", "flops": 2.0 * n, "bytes": 24.0 * n},
+             triad_t),
+            ("torch.optim.Adam(fused)", "cpu_adam", {"kind": "host_op", "op": "adam", "flops": 13.0 * n,
+                                                     "bytes": adam_b}, adam_t),
+            ("torch.optim.Adam(default)", "cpu_adam", {"kind": "host_op", "op": "adam", "flops": 13.0 * n,
+                                                       "bytes": adam_b}, 4 * adam_t),
+            ("file.read", "storage", {"kind": "transfer", "src": "nvme", "dst": "host", "bytes": 5e8}, 0.5),
+            ("file.write", "storage", {"kind": "transfer", "src": "host", "dst": "nvme", "bytes": 5e8}, 1.0)):
+        scen = json.dumps({"hardware": "some CPU", "workload": wl}, sort_keys=True)
+        for metric, v in (("time_s", t), ("gbps", wl["bytes"] / t / 1e9)):
+            rows.append({"family": fam, "hardware": "some CPU", "scenario": scen, "baseline_scenario": "",
+                         "metric": metric, "value": v, "unit": METRIC_UNITS[metric], "source_locator": kernel,
+                         "notes": ""})
+    return rows
+
+
+def test_host_profile_from_probes_drives_zero_offload(tmp_path, monkeypatch):
+    me = hw.this_machine()
+    fp = {"id": "test-machine-0001", **me}
+    append_measured(_host_rows(20.0, 0.55, 0.7), fp, tmp_path / "measured")
+    rows = load_measured(tmp_path / "measured")
+    out = cal.calibrate_hosts(rows, tmp_path / "hosts", measured=tmp_path / "measured", log=lambda s: None)
+    path = tmp_path / "hosts" / "test-machine-0001.yaml"
+    assert out["test-machine-0001"]["profile"] == str(path)
+    assert hw.local_host_profile(tmp_path / "hosts") == path
+    host = with_host_calibration("local", profile=path)
+    assert host.dram.bandwidth_gbps == pytest.approx(20.0, rel=1e-3)          # best STREAM rate = the roof
+    assert host.nvme.read_gbps_per_drive == pytest.approx(1.0, rel=1e-3)
+    assert host.cpu.cores == me["cpu_cores"] and host.calibration == path.name
+    assert host.efficiency["cpu_adam_dram_efficiency"] == pytest.approx(0.55, rel=0.02)   # the fused Adam
+    assert host.efficiency["dram_efficiency"] == pytest.approx(0.7, rel=0.02)
+    # a ZeRO-Offload step on this machine prices its CPU Adam with the measured host
+    scen = {"hardware": "RTX-4090", "model": {"layers": 4, "hidden": 1024, "heads": 16, "ffn": 4096,
+                                              "vocab": 50257, "seq_len": 512},
+            "workload": {"kind": "training", "global_batch": 2, "micro_batch": 2, "seq_len": 512,
+                         "precision": "fp16", "offload": {"optimizer": "cpu"}}}
+    base = predict({**scen, "host": "PCIe-Gen4-workstation"}).breakdown["host_step_s"]
+    local = predict({**scen, "host": host}).breakdown["host_step_s"]
+    # the workstation streams Adam at 204.8 x 0.6 GB/s, this 'machine' at 20 x 0.55: ~11x slower
+    assert 6 < local / base < 12
+    from sim.cost import cost
+    from sim.hardware.system import System
+    from sim.techniques.offload import ADAM_HOST_BYTES_PER_PARAM, host_optimizer_op
+    t = cost(host_optimizer_op(1e9, "adam"), System(load_device("RTX-4090"), host)).time_s
+    assert t == pytest.approx(ADAM_HOST_BYTES_PER_PARAM * 1e9 / (20e9 * 0.55), rel=0.02)
+    # another machine's profile is not 'local' here; without one, 'local' is a one-line input error
+    other = yaml.safe_load(path.read_text())
+    other["machine"]["cpu_model"] = "not this CPU"
+    path.write_text(yaml.safe_dump(other))
+    assert hw.local_host_profile(tmp_path / "hosts") is None
+    monkeypatch.setattr(hw, "local_host_profile", lambda: None)
+    with pytest.raises(InputError) as e:
+        with_host_calibration("local")
+    assert e.value.field == "host" and "gpusim bench" in str(e.value)
