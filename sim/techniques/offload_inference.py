@@ -11,8 +11,10 @@ so the pass is compute-bound once C >= X: with weights streamed, C grows with th
 step and X does not, which gives the minimum batch for compute-bound offloaded inference
 (``min_tokens_compute_bound``; the DeepSpeed Inference 84 TFLOP/s on one A6000 claim).
 
-A fetch has legs that pipeline through a staging buffer: the source (NVMe read, shared by all
-GPUs of the host), and each GPU's own PCIe link. With several replicas and ``partitioned_fetch``
+A fetch has legs through a staging buffer: the source (NVMe read, shared by all GPUs of the
+host), and each GPU's own PCIe link; ``offload_staging_overlap`` says how much of the shorter leg
+hides under the longer (DeepSpeed stages a whole layer, so by default none; GPUDirect Storage
+skips the buffer). With several replicas and ``partitioned_fetch``
 each GPU fetches 1/n of the layer and an NVLink all-gather assembles it (ZeRO-Inference's
 multi-GPU mode): the source leg is paid once, not n times. Offloaded KV (FlexGen, the
 long-context analysis' swap case, TriForce's offloading baseline) streams the non-resident part
@@ -22,8 +24,17 @@ holds a bandwidth.
 """
 from __future__ import annotations
 
+from sim.cost.efficiency import eff, param
 from sim.ops import Collective, Transfer
 from sim.techniques.inference import Agg, Plan, price
+
+param("offload_staging_overlap", 0.0,
+      "fraction of the shorter leg of an NVMe -> host -> GPU layer fetch hidden under the longer one "
+      "(0: a layer is read into the pinned buffer, then copied to the GPU; 1: chunk-pipelined legs)",
+      "DeepSpeed ZeRO-Inference's parameter swapper reads each parameter from NVMe into a pinned host "
+      "buffer (libaio) and only then issues the host-to-device copy, so within a layer the legs are "
+      "sequential (DeepSpeed partitioned_param_swapper); prefetch overlaps whole layers, not legs",
+      lo=0.0, hi=1.0)
 
 _SRC = {"cpu": "host", "nvme": "nvme"}
 
@@ -89,12 +100,16 @@ class OffloadModel:
         if key in self._xcache:
             return self._xcache[key]
         sysm = self.p.system
-        legs = [price([Transfer("host", "hbm", per_gpu, name="pcie_h2d")], sysm)]
-        if src == "nvme":
-            if self.cfg.gds:
-                legs = [price([Transfer("nvme", "hbm", per_gpu, name="gds_read")], sysm)]
-            legs.append(price([Transfer("nvme", "host", total, name="nvme_read")], sysm))
-        a = max(legs, key=lambda x: x.time)
+        pcie = price([Transfer("host", "hbm", per_gpu, name="pcie_h2d")], sysm)
+        if src != "nvme":
+            self._xcache[key] = pcie
+            return pcie
+        nvme = price([Transfer("nvme", "host", total, name="nvme_read")], sysm)
+        hi, lo = (pcie, nvme) if pcie.time >= nvme.time else (nvme, pcie)
+        ov = 1.0 if self.cfg.gds else eff(sysm.device, "offload_staging_overlap")
+        a = Agg().add(hi)
+        a.time += (1 - ov) * lo.time              # the un-overlapped part of the shorter leg
+        a.bounds[next(iter(lo.bounds))] = a.bounds.get(next(iter(lo.bounds)), 0.0) + (1 - ov) * lo.time
         self._xcache[key] = a
         return a
 
