@@ -210,17 +210,21 @@ def evaluate_scalar(ctx: TrainingContext, layouts: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(out, columns=METRIC_COLS, index=layouts.index)
 
 
+def evaluate_vectorized(ctx: TrainingContext, layouts: pd.DataFrame) -> pd.DataFrame:
+    """The training kind's vectorized analytical evaluation over a batch of layouts."""
+    raise NotImplementedError("waiting for sim.techniques.training.evaluate_many")
+
+
 def _chunks(df: pd.DataFrame, size: int) -> list[pd.DataFrame]:
     return [df.iloc[i:i + size] for i in range(0, len(df), size)]
 
 
 def run_chunks(fn, ctx, frames: list, client=None) -> list:
-    """``fn(ctx, frame)`` for every frame, in order: on the Dask client when given (the context is
-    scattered once), else here."""
+    """``fn(ctx, frame)`` for every frame, in order: as Dask tasks when a client is given, else here.
+    The context is a few names and numbers: it travels with each task."""
     if client is None:
         return [fn(ctx, f) for f in frames]
-    ctx_f = client.scatter(ctx, broadcast=True)
-    futures = [client.submit(fn, ctx_f, f, pure=False) for f in frames]
+    futures = [client.submit(fn, ctx, f, pure=False) for f in frames]
     return client.gather(futures)
 
 
