@@ -85,3 +85,18 @@ def overlap_exposed(k, c, delta):
 def bubble(m, p, v=1):
     m, p, v = (np.asarray(x, dtype=float) for x in (m, p, v))
     return (p - 1) / (v * m + p - 1)
+
+
+def training_iteration(m, v, s_sum, s_max, dp_term, sync, step_term, overhead):
+    """Iteration time of the pipelined path, for arrays of configurations (numpy broadcasting).
+
+    m micro-batches; v chunks per stage; s_sum/s_max: sum/max over stages of one micro-batch's
+    forward+backward; dp_term: max over stages of (gradient-reduction tail - how much earlier that
+    stage's last backward ends than stage 0's), >= 0; sync: global collectives before the step;
+    step_term: slowest stage's optimizer + exposed parameter all-gather; overhead: per iteration.
+    Returns (iteration time, pipeline time).
+    """
+    t_pipe = pipeline_time(m, None, v, s_sum, s_max)
+    total = t_pipe + np.asarray(dp_term, float) + np.asarray(sync, float) + np.asarray(step_term, float) \
+        + np.asarray(overhead, float)
+    return total, t_pipe

@@ -54,36 +54,43 @@ def _dp_tail(step: Step, i: int) -> float:
     return k * c
 
 
+def features(step: Step) -> dict:
+    """The scalars the vectorised closed form needs (``analytical.training_iteration``)."""
+    L = step.L
+    S, s_sum, s_max = _stage_sums(step)
+    offsets = np.concatenate([[0.0], np.cumsum([step.B[k][0] for k in range(L.pp - 1)])])
+    tails = np.array([_dp_tail(step, i) for i in range(L.pp)])
+    if step.dp_every_microbatch:      # ZeRO-2: a reduce-scatter per micro-batch; what a micro-batch cannot hide spills
+        tails = tails + np.array([max(0.0, step.dp_k[i] * step.dp_c[i] - S[i]) * (step.m - 1) for i in range(L.pp)])
+    ag = np.array(step.param_ag)
+    ag_exposed = np.maximum(0.0, ag - np.array([step.F[i][0] for i in range(L.pp)])) if step.param_ag_overlap else ag
+    return {"m": step.m, "v": L.v, "s_sum": s_sum, "s_max": s_max, "dp_term": float(np.max(tails - offsets)),
+            "sync": step.sync_s, "step_term": float(np.max(np.array(step.opt) + ag_exposed)),
+            "overhead": step.overhead_s, "ag_exposed": float(np.max(ag_exposed))}
+
+
 def closed_form(step: Step) -> Times:
     if step.path == "layerwise":
         return _closed_layerwise(step)
-    L = step.L
-    S, s_sum, s_max = _stage_sums(step)
-    t_pipe = float(analytical.pipeline_time(step.m, L.pp, L.v, s_sum, s_max))
-    ends = t_pipe - np.concatenate([[0.0], np.cumsum([step.B[k][0] for k in range(L.pp - 1)])])
-    tails = np.array([_dp_tail(step, i) for i in range(L.pp)])
-    if step.dp_every_microbatch:      # ZeRO-2: a reduce-scatter per micro-batch; what a micro-batch cannot hide spills
-        spill = np.array([max(0.0, step.dp_k[i] * step.dp_c[i] - S[i]) * (step.m - 1) for i in range(L.pp)])
-        tails = tails + spill
-    t_dp = float(np.max(ends + tails))
-    ag = np.array(step.param_ag)
-    ag_exposed = np.maximum(0.0, ag - np.array([step.F[i][0] for i in range(L.pp)])) if step.param_ag_overlap else ag
-    t_step = float(np.max(np.array(step.opt) + ag_exposed))
-    total = t_dp + step.sync_s + t_step + step.overhead_s
-    busy = step.m * s_max
+    f = features(step)
+    total, t_pipe = analytical.training_iteration(f["m"], f["v"], f["s_sum"], f["s_max"], f["dp_term"], f["sync"],
+                                                  f["step_term"], f["overhead"])
+    total, t_pipe = float(total), float(t_pipe)
+    busy = step.m * f["s_max"]
     bubble = 1.0 - busy / t_pipe if t_pipe > 0 else 0.0
     p = step.parts
     comm_mb = p["tp_comm"] + p["sp_comm"] + p["ep_comm"] + p["p2p"]
     phases = {"forward": step.m * (p["fwd_compute"] + p["emb_f"] + p["head_f"]),
               "backward": step.m * (p["bwd_compute"] + p["emb_b"] + p["head_b"]),
               "recompute": step.m * p["recompute"],
+              "host_dispatch_wait": step.m * p.get("host_bound_s", 0.0),
               "comm_in_layers": step.m * comm_mb,
               "pipeline_bubble": t_pipe - busy,
-              "dp_comm_exposed": t_dp - t_pipe,
+              "dp_comm_exposed": f["dp_term"],
               "sync": step.sync_s, "optimizer": float(np.max(step.opt)),
-              "param_gather_exposed": float(np.max(ag_exposed)),
+              "param_gather_exposed": f["ag_exposed"],
               "overhead": step.overhead_s}
-    exposed = step.m * comm_mb + (t_dp - t_pipe) + step.sync_s + float(np.max(ag_exposed))
+    exposed = step.m * comm_mb + f["dp_term"] + step.sync_s + f["ag_exposed"]
     return Times(total, phases, exposed, bubble, "analytical", {"pipeline_s": t_pipe})
 
 

@@ -23,12 +23,14 @@ from sim.techniques.memory import (dtype_bytes, layer_activation_bytes, optimize
 from sim.techniques.parallel import (Layout, dp_grad_op, dp_param_gather_op, ep_ops, group, group_system, p2p_op,
                                      ring_ops, tp_ops, ulysses_ops)
 
-param("host_dispatch_s", 8e-6,
-      "CPU time an eager framework spends issuing one GPU kernel or collective (Python, autograd, "
-      "ATen dispatcher, allocator, cudaLaunchKernel); a layer's ops cannot run faster than it issues them",
-      "PyTorch eager dispatch chain ~5-25 us of CPU work per op (Python ~1, pybind ~1, autograd 1-3, "
-      "dispatcher 1-2, backend 1-5, cudaLaunchKernel 1-3 us; 'From PyTorch op to kernel launch', "
-      "jiahuanglin.xyz GPU kernel lessons 18); lower end for fused Megatron modules", lo=0.0, hi=1e-4)
+param("host_dispatch_s", 10e-6,
+      "CPU time an eager framework spends issuing one GPU kernel or collective (Python module call, "
+      "autograd bookkeeping, ATen dispatcher, caching allocator, cudaLaunchKernel); a layer's kernels "
+      "cannot run faster than the CPU issues them",
+      "PyTorch eager dispatch ~5-25 us of CPU work per op ('From PyTorch op to kernel launch', "
+      "jiahuanglin.xyz GPU-kernel lessons 18); benchmarks/probe_eager_dispatch.py measures ~6 us per aten "
+      "op (views included), ~0.6 ms per GPT layer forward+backward at tiny sizes on this project's CPU, "
+      "to which a GPU adds cudaLaunchKernel's 2-5 us per kernel", lo=0.0, hi=1e-4)
 param("train_iteration_overhead_s", 3e-3,
       "fixed per-iteration framework time outside the layers: optimizer and LR-scheduler bookkeeping, "
       "loss-scale and grad-norm host syncs, logging, the step's Python",
@@ -48,6 +50,7 @@ param("dp_bucket_params", 4e7,
 # ---- pricing with a cache: sweeps price the same op shapes over and over --------------------------
 _CACHE: dict = {}
 _SYSTEMS: dict = {}
+_LAYER_CACHE: dict = {}    # one layer and the embedding/head of a (model, system, shape): shared by configs
 
 
 def price(op, system) -> float:
@@ -114,6 +117,42 @@ def _retype(ops, gemm_dtype):
     return [replace(o, dtype=gemm_dtype) if isinstance(o, Gemm) and o.dtype != gemm_dtype else o for o in ops]
 
 
+def _dropout_ops(att, att_scale: float, tokens: float, h: int, B: float, flash: bool) -> tuple[list, list]:
+    """(forward, backward) extra kernels of dropout p > 0 in a GPT-style layer (Megatron-LM):
+    with naive attention the probabilities get a dropout pass (read P, write P' and a 1-byte mask;
+    backward reads dP' and the mask, writes dP); FlashAttention drops inside its kernel. The two
+    hidden-state dropouts are fused with the bias add and residual, so they only add a mask each."""
+    fwd, bwd = [], []
+    if not flash:
+        n = att.batch * att.heads * att.seq_q * att.seq_kv * att_scale
+        fwd.append(Elementwise(bytes_read=n * B, bytes_written=n * (B + 1), flops=2 * n, name="attn_dropout"))
+        bwd.append(Elementwise(bytes_read=n * (B + 1), bytes_written=n * B, flops=n, name="attn_dropout_bwd"))
+    mask = tokens * h
+    fwd.append(Elementwise(bytes_read=0.0, bytes_written=2 * mask, flops=2 * mask, name="hidden_dropout_masks"))
+    bwd.append(Elementwise(bytes_read=2 * mask, bytes_written=0.0, flops=2 * mask, name="hidden_dropout_masks_bwd"))
+    return fwd, bwd
+
+
+def weight_tensors(model) -> int:
+    """Parameter tensors of one layer: each gets its own gradient-accumulation kernel in backward."""
+    norms = 2 * (2 if model.norm == "layernorm" else 1)
+    mats = 4 + (1 if model.gated_mlp else 0) + (1 if model.is_moe else 0)
+    bias = {"none": 0, "qkv": 1, "all": mats}[model.bias]
+    return norms + mats + bias
+
+
+def eager_kernels(fwd_ops, extra_fwd: int, naive: bool, causal: bool, model) -> tuple[int, int]:
+    """(forward, backward) GPU kernels an eager framework launches for one layer: one per modelled op,
+    naive attention's QK^T / mask / softmax / PV (backward: dV, dP, softmax, mask, dQ, dK), two per
+    op in backward (data and weight gradient, or input and bias gradient), plus one gradient
+    accumulation per parameter tensor."""
+    n_att_f = (4 if causal else 3) if naive else 1
+    n_att_b = (6 if causal else 5) if naive else 1
+    n_f = len(fwd_ops) - 1 + n_att_f + extra_fwd
+    n_b = 2 * (len(fwd_ops) - 1 + extra_fwd) + n_att_b + weight_tensors(model)
+    return n_f, n_b
+
+
 def _layer(model, wl, L: Layout, system, bounds) -> dict:
     """Forward / backward / recompute / communication of one layer for one micro-batch on one GPU."""
     b, s = wl.micro_batch, wl.seq_len
@@ -134,14 +173,14 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
     else:
         att_scale = 1.0
     att_b = replace(att, pass_="bwd", name="attn_bwd")
-    t_att_f = price(att, system).time_s * att_scale
-    t_att_b = price(att_b, system).time_s * att_scale
-    bounds_w = bounds
-    bounds_w[price(att, system).bound] = bounds_w.get(price(att, system).bound, 0.0) + t_att_f
-    bounds_w[price(att_b, system).bound] = bounds_w.get(price(att_b, system).bound, 0.0) + t_att_b
-    t_f = _sum(others, system, bounds) + t_att_f
-    bwd_others = [o for o in backward_ops(others)]
-    t_b = _sum(_retype(bwd_others, g_dt), system, bounds) + t_att_b
+    c_att_f, c_att_b = price(att, system), price(att_b, system)
+    t_att_f, t_att_b = c_att_f.time_s * att_scale, c_att_b.time_s * att_scale
+    bounds[c_att_f.bound] = bounds.get(c_att_f.bound, 0.0) + t_att_f
+    bounds[c_att_b.bound] = bounds.get(c_att_b.bound, 0.0) + t_att_b
+    drop_f, drop_b = _dropout_ops(att, att_scale, b * s_loc / (L.tp if L.sequence_parallel else 1),
+                                  model.hidden, B, flash) if wl.dropout > 0 else ([], [])
+    t_f = _sum(others + drop_f, system, bounds) + t_att_f
+    t_b = _sum(_retype(backward_ops(others), g_dt) + drop_b, system, bounds) + t_att_b
 
     act = b * s_loc * model.hidden * B                       # one activation tensor of a TP rank
     tp_c = _sum(tp_ops(L, act), group(system, L, "tp")[1])
@@ -156,8 +195,10 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
     ep_c = _sum(ep_ops(L, b * s_loc / (L.tp if L.sequence_parallel else 1), model.top_k, model.hidden, B),
                 group(system, L, "ep")[1]) if model.is_moe else 0.0
     n_comm = len(tp_ops(L, act)) + (4 if L.sp > 1 else 0) + (2 if L.ep > 1 else 0)
-    f_total = _dispatch_floor(t_f + tp_c + sp_f + ep_c, len(fwd) + n_comm, system)
-    b_total = _dispatch_floor(t_b + tp_c + sp_b + ep_c, len(fwd) * 2 + n_comm, system)
+    n_f, n_b = eager_kernels(fwd, len(drop_f), not flash, True, model)
+    gpu_f, gpu_b = t_f + tp_c + sp_f + ep_c, t_b + tp_c + sp_b + ep_c
+    f_total = _dispatch_floor(gpu_f, n_f + n_comm, system)
+    b_total = _dispatch_floor(gpu_b, n_b + n_comm, system)
     rec = 0.0
     if wl.recompute == "full":
         rec = f_total
@@ -166,7 +207,8 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
     stored, working = layer_activation_bytes(model, b, s, L, wl.recompute, flash, dtype_bytes(wl.precision))
     return {"f": f_total, "b": b_total + rec, "fwd_compute": t_f, "bwd_compute": t_b, "recompute": rec,
             "tp_comm": tp_c, "sp_comm": sp_f + sp_b, "ep_comm": ep_c, "act_bytes": stored,
-            "n_ops": len(fwd)}
+            "host_bound_s": (f_total - gpu_f) + (b_total - gpu_b) + (rec - gpu_f if wl.recompute == "full" else 0),
+            "kernels": (n_f, n_b)}
 
 
 def _ends(model, wl, L: Layout, system, bounds) -> dict:
@@ -205,9 +247,16 @@ def price_step(wl, system, model) -> Step:
     L = Layout(tp=P.tp, pp=P.pp, dp=P.dp, sp=P.sp, sp_mode=P.sp_mode, sequence_parallel=P.sequence_parallel,
                ep=P.ep, zero=P.zero, schedule=P.schedule, v=P.virtual_stages if P.schedule == "interleaved" else 1)
     m = wl.global_batch // (wl.micro_batch * L.dp)
-    bounds: dict = {}
-    ly = _layer(model, wl, L, system, bounds)
-    ends = _ends(model, wl, L, system, bounds)
+    key = (id(system), model, wl.micro_batch, wl.seq_len, wl.precision, wl.attn_impl, wl.dropout, wl.recompute,
+           wl.optimizer, L.tp, L.sp, L.sp_mode, L.sequence_parallel, L.ep)
+    hit = _LAYER_CACHE.get(key)
+    if hit is None:
+        if len(_LAYER_CACHE) > 50_000:
+            _LAYER_CACHE.clear()
+        _SYSTEMS[id(system)] = system
+        bounds: dict = {}
+        hit = _LAYER_CACHE[key] = (_layer(model, wl, L, system, bounds), _ends(model, wl, L, system, bounds), bounds)
+    ly, ends, bounds = hit[0], hit[1], dict(hit[2])
     layers = stage_layers(model.layers, L.pp)
     t_p2p = price(p2p_op(L, wl.micro_batch * wl.seq_len // L.sp * model.hidden * dtype_bytes(wl.precision)),
                   group(system, L, "pp")[1]).time_s if L.pp > 1 else 0.0
@@ -233,7 +282,8 @@ def price_step(wl, system, model) -> Step:
     parts = {"fwd_compute": mean_layers * ly["fwd_compute"], "bwd_compute": mean_layers * ly["bwd_compute"],
              "recompute": mean_layers * ly["recompute"], "tp_comm": 2 * mean_layers * ly["tp_comm"],
              "sp_comm": mean_layers * ly["sp_comm"], "ep_comm": 2 * mean_layers * ly["ep_comm"],
-             "p2p": 2 * L.v * t_p2p if L.pp > 1 else 0.0, **{k: v / L.pp for k, v in ends.items()}}
+             "p2p": 2 * L.v * t_p2p if L.pp > 1 else 0.0, "host_bound_s": mean_layers * ly["host_bound_s"],
+             **{k: v / L.pp for k, v in ends.items()}}
 
     # ---- data parallel ------------------------------------------------------------------------
     w_B = 4.0 if wl.precision in ("fp32", "tf32") else 2.0

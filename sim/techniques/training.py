@@ -63,6 +63,8 @@ class TrainingIn(BaseModel):
     attn_impl: Literal["naive", "flash1", "flash2", "flash3"] = Field(
         default="flash2", description="attention kernel: naive materialises the s x s scores (Megatron-LM before "
                                       "FlashAttention); flash* are tiled")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout probability of GPT-style layers "
+                                                                    "(Megatron-LM default 0.1; LLaMA-style 0)")
     engine: Literal["analytical", "des"] = "analytical"
     timeline: bool = Field(default=False, description="with engine des: return the Chrome-trace events")
 
