@@ -53,26 +53,27 @@ param("infer_reserved_hbm_bytes", 0.5e9,
 # ---- weight formats ---------------------------------------------------------------------------
 @dataclass(frozen=True)
 class WeightFormat:
-    """How a ``weights`` value maps onto the weight GEMMs (``Gemm.dtype``/``w_dtype``/``group_size``)."""
+    """How a ``weights`` value maps onto the weight GEMMs (``Gemm.dtype``/``w_dtype``/``group_size``).
+    The bytes they occupy (values, scales, sparse indices) are the GEMM cost model's
+    (``sim.cost.gemm.weight_format``), so memory and time never disagree."""
     storage: str                 # dtype the weights are stored in (DTYPE_BYTES key)
     compute: str | None          # Tensor-Core dtype of the GEMM; None = the 16-bit activation dtype
     group_size: int | None       # weights per scale; None = one scale per output channel
-    scale_bytes: float           # bytes of scale (+ zero point) per group
     fallback: str | None = None  # compute dtype when the device lacks ``compute`` Tensor Cores
     note: str = ""
 
 
 WEIGHT_FORMATS: dict[str, WeightFormat] = {
-    "fp16": WeightFormat("fp16", "fp16", None, 0.0),
-    "bf16": WeightFormat("bf16", "bf16", None, 0.0),
-    "fp8": WeightFormat("fp8", "fp8", None, 2.0, None, "W8A8 FP8 (per-channel scales); weight-only on devices without FP8 TCs"),
-    "int8": WeightFormat("int8", "int8", None, 2.0, None, "W8A8 INT8 (SmoothQuant); weight-only without INT8 TCs"),
-    "fp6": WeightFormat("fp6", None, None, 2.0, None, "FP6-LLM W6A16, per-channel scales"),
-    "int4": WeightFormat("int4", None, 128, 2.0, None, "W4A16 (GPTQ/AWQ/Marlin), fp16 scale per group of 128"),
-    "int3": WeightFormat("int3", None, 128, 2.0, None, "GPTQ 3-bit W3A16"),
-    "nf4": WeightFormat("nf4", None, 64, 4.0, None, "bitsandbytes NF4: fp32 absmax per 64 (no double quantisation)"),
-    "w4a8": WeightFormat("int4", "int8", 128, 2.0, None, "QServe W4A8: int4 weights into INT8 TCs"),
-    "w4a4": WeightFormat("int4", "int4", 128, 2.0, "int8", "COMET W4A4 on INT4 TCs (INT8 TCs where the device has no INT4)"),
+    "fp16": WeightFormat("fp16", "fp16", None),
+    "bf16": WeightFormat("bf16", "bf16", None),
+    "fp8": WeightFormat("fp8", "fp8", None, None, "W8A8 FP8 (per-channel scales); weight-only without FP8 TCs"),
+    "int8": WeightFormat("int8", "int8", None, None, "W8A8 INT8 (SmoothQuant); weight-only without INT8 TCs"),
+    "fp6": WeightFormat("fp6", None, None, None, "FP6-LLM W6A16, per-channel scales"),
+    "int4": WeightFormat("int4", None, 128, None, "W4A16 (GPTQ/AWQ/Marlin), fp16 scale per group of 128"),
+    "int3": WeightFormat("int3", None, 128, None, "GPTQ 3-bit W3A16"),
+    "nf4": WeightFormat("nf4", None, 64, None, "bitsandbytes NF4: fp32 absmax per 64 (no double quantisation)"),
+    "w4a8": WeightFormat("int4", "int8", 128, None, "QServe W4A8: int4 weights into INT8 TCs"),
+    "w4a4": WeightFormat("int4", "int4", 128, "int8", "COMET W4A4 on INT4 TCs (INT8 TCs where the device has no INT4)"),
 }
 WEIGHT_GEMMS = ("qkv", "proj", "mlp_up", "mlp_down")
 WeightsT = Literal[tuple(WEIGHT_FORMATS)]
