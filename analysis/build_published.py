@@ -807,7 +807,7 @@ def map_vtrain(r: dict, n: int):
     scen = {"hardware": "A100-SXM4-80GB", "host": "DGX-A100", "cluster": _cluster(gpus),
             "model": _gpt(layers, hidden, heads, 50257, seq),
             "workload": wl}
-    return f"V{n:04d}", "training", scen, "iteration_time_s", float(r["iteration time (ms)"]) * 1e-3
+    return f"V{n:04d}", "training_single_node", scen, "iteration_time_s", float(r["iteration time (ms)"]) * 1e-3
 
 
 VTRAIN_COLS = ("# GPUs", "global batch", "micro batch", "hidden size", "attention heads", "# layers",
