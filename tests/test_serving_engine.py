@@ -125,3 +125,9 @@ def test_trace_file(tmp_path):
     assert [(r.arrival, r.prompt, r.gen) for r in reqs] == [(0.0, 20, 2), (0.5, 10, 3)]
     res = run(reqs)
     assert res.metrics()["requests_done"] == 2
+
+
+def test_lengths_do_not_depend_on_the_arrival_rate():
+    a = S.make_requests(100, None, 200, 100, "exponential", seed=5)
+    b = S.make_requests(100, 3.0, 200, 100, "exponential", seed=5)
+    assert [(r.prompt, r.gen) for r in a] == [(r.prompt, r.gen) for r in b]

@@ -78,14 +78,15 @@ def _lengths(rng, n: int, mean: float, dist: str, cv: float) -> np.ndarray:
 def make_requests(n: int, rate_per_s: float | None, prompt_mean: float, gen_mean: float,
                   dist: str = "fixed", cv: float = 0.3, seed: int = 0) -> list[Request]:
     """Poisson arrivals at ``rate_per_s`` (all at t=0 when None) with lengths drawn around the means."""
-    rng = np.random.default_rng(seed)
+    # independent streams: the same seed draws the same lengths whatever the arrival rate
+    r_arr, r_prompt, r_gen = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     if rate_per_s is None or math.isinf(rate_per_s):
         t = np.zeros(n)
     else:
-        t = np.cumsum(rng.exponential(1.0 / rate_per_s, n))
+        t = np.cumsum(r_arr.exponential(1.0 / rate_per_s, n))
         t -= t[0]
-    p = _lengths(rng, n, prompt_mean, dist, cv)
-    g = _lengths(rng, n, gen_mean, dist, cv)
+    p = _lengths(r_prompt, n, prompt_mean, dist, cv)
+    g = _lengths(r_gen, n, gen_mean, dist, cv)
     return [Request(i, float(t[i]), p[i], g[i]) for i in range(n)]
 
 
