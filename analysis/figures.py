@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,7 +160,67 @@ def validation(out: Path) -> Section:
                    "(and <code>traces/measured/</code> when kernels were run on a GPU).", figs, tables)
 
 
+# ---------------------------------------------------------------- what-if curves
+FACTORS = [0.5, 0.75, 1, 1.5, 2, 3, 4]
+WHATIFS = [  # (resource, whatif field, scenario, metric, why this scenario feels that resource)
+    ("HBM bandwidth", "hbm_bandwidth",
+     {"hardware": "H100-SXM5-80GB", "model": "llama-2-70b", "cluster": {"gpus": 2},
+      "workload": {"kind": "inference", "batch": 16, "prompt_len": 512, "gen_len": 256, "weights": "bf16",
+                   "kv_cache": "bf16", "tp": 2}},
+     "tokens_per_s", "LLaMA-2-70B decode, batch 16, TP=2 on H100: streams weights and KV cache from HBM"),
+    ("NVLink bandwidth", "nvlink",
+     {"hardware": "H100-SXM5-80GB", "model": "llama-2-70b", "cluster": {"gpus": 8, "gpus_per_node": 8},
+      "workload": {"kind": "training", "global_batch": 64, "micro_batch": 1, "seq_len": 4096, "precision": "bf16",
+                   "parallel": {"tp": 8, "pp": 1, "dp": 1, "zero": 1}, "recompute": "selective"}},
+     "tokens_per_s", "LLaMA-2-70B training with TP=8 on one H100 node: two all-reduces per layer per pass over NVLink"),
+    ("NVMe bandwidth", "nvme_bandwidth",
+     {"hardware": "RTX-A6000", "model": "opt-66b",
+      "workload": {"kind": "inference", "batch": 64, "prompt_len": 128, "gen_len": 32, "weights": "fp16",
+                   "kv_cache": "fp16", "offload": {"weights": "nvme", "kv_cache": "none"}}},
+     "tokens_per_s", "OPT-66B on one RTX A6000 with weights streamed from NVMe (ZeRO-Inference)"),
+]
+
+
+def _factor_ticks(ax):
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(FixedLocator([0.5, 1, 2, 4]))
+        axis.set_minor_locator(NullLocator())
+        axis.set_minor_formatter(NullFormatter())
+    ax.set_xticklabels(["0.5", "1", "2", "4"])
+    ax.set_yticklabels(["0.5", "1", "2", "4"])
+
+
+def whatif(out: Path) -> Section:
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(WHATIFS), figsize=(5.2 * len(WHATIFS), 4.6))
+    rows = []
+    for ax, (res, fld, scen, metric, what) in zip(axes, WHATIFS):
+        base = _predict({**scen, "parameters": "spec"}).metrics[metric]
+        ys, bounds = [], []
+        for f in FACTORS:
+            p = _predict({**scen, "parameters": "spec", "whatif": {fld: f}})
+            ys.append(p.metrics[metric] / base)
+            bounds.append(p.bound)
+        ax.plot(FACTORS, ys, "o-", label="predicted")
+        ax.plot(FACTORS, FACTORS, "k:", lw=0.8, label="proportional to the resource")
+        ax.set(xscale="log", yscale="log", xlabel=f"{res} (x spec of {scen['hardware']})",
+               ylabel=f"{metric} relative to spec", ylim=(0.4, 5))
+        ax.set_title(f"{res}\n" + textwrap.fill(what, 60), fontsize=9)
+        _factor_ticks(ax)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+        rows.append([res, what, f"{base:.4g} {metric}", bounds[0], bounds[FACTORS.index(1)], bounds[-1]])
+    figs = [(_save(fig, out, "whatif.png"),
+             "Throughput as one resource scales from 0.5x to 4x its spec (everything else unchanged). A curve "
+             "that flattens has moved its bottleneck elsewhere.")]
+    tables = [table(["resource", "scenario", "at spec", "bound at 0.5x", "bound at 1x", "bound at 4x"], rows)]
+    return Section("What-if: scaling one resource", "Hardware what-ifs use the scenario field <code>whatif</code>; "
+                   "the same sweeps run at scale with <code>gpusim sweep</code>.", figs, tables)
+
+
 SECTIONS = {
     "roofline": roofline,
     "validation": validation,
+    "whatif": whatif,
 }
