@@ -50,23 +50,27 @@ def _dp_tail(step: Step, i: int) -> float:
         return 0.0
     last_b = step.B[i][0]
     if step.dp_overlap:
-        return float(analytical.overlap_exposed(k, c, last_b / k))
+        return max(c, k * c - (k - 1) * last_b / k)        # analytical.overlap_exposed, scalar
     return k * c
 
 
 def features(step: Step) -> dict:
     """The scalars the vectorised closed form needs (``analytical.training_iteration``)."""
     L = step.L
-    S, s_sum, s_max = _stage_sums(step)
-    offsets = np.concatenate([[0.0], np.cumsum([step.B[k][0] for k in range(L.pp - 1)])])
-    tails = np.array([_dp_tail(step, i) for i in range(L.pp)])
-    if step.dp_every_microbatch:      # ZeRO-2: a reduce-scatter per micro-batch; what a micro-batch cannot hide spills
-        tails = tails + np.array([max(0.0, step.dp_k[i] * step.dp_c[i] - S[i]) * (step.m - 1) for i in range(L.pp)])
-    ag = np.array(step.param_ag)
-    ag_exposed = np.maximum(0.0, ag - np.array([step.F[i][0] for i in range(L.pp)])) if step.param_ag_overlap else ag
-    return {"m": step.m, "v": L.v, "s_sum": s_sum, "s_max": s_max, "dp_term": float(np.max(tails - offsets)),
-            "sync": step.sync_s, "step_term": float(np.max(np.array(step.opt) + ag_exposed)),
-            "overhead": step.overhead_s, "ag_exposed": float(np.max(ag_exposed))}
+    S = [sum(f) + sum(b) for f, b in zip(step.F, step.B)]
+    s_sum, s_max = sum(S), max(S)
+    dp_term, off = -float("inf"), 0.0
+    for i in range(L.pp):
+        tail = _dp_tail(step, i)
+        if step.dp_every_microbatch:  # ZeRO-2: a reduce-scatter per micro-batch; what one cannot hide spills
+            tail += max(0.0, step.dp_k[i] * step.dp_c[i] - S[i]) * (step.m - 1)
+        dp_term = max(dp_term, tail - off)
+        off += step.B[i][0]           # stage i+1's last backward ends this much before stage 0's
+    ag = step.param_ag
+    ag_exposed = [max(0.0, a - f[0]) for a, f in zip(ag, step.F)] if step.param_ag_overlap else ag
+    return {"m": step.m, "v": L.v, "s_sum": s_sum, "s_max": s_max, "dp_term": dp_term,
+            "sync": step.sync_s, "step_term": max(o + a for o, a in zip(step.opt, ag_exposed)),
+            "overhead": step.overhead_s, "ag_exposed": max(ag_exposed)}
 
 
 def closed_form(step: Step) -> Times:

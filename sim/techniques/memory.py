@@ -21,6 +21,7 @@ p micro-batches x (1 + (p-1)/(pv)) of its layers, Narayanan et al. 2021 section 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from sim.cost.efficiency import eff, param
 from sim.models import ModelSpec
@@ -117,6 +118,11 @@ def stage_params(model: ModelSpec, L: Layout, stage: int, n_layers: int) -> tupl
     return dense, n_layers * expert / (L.tp * L.ep)
 
 
+@lru_cache(maxsize=65536)
+def stage_params_cached(model: ModelSpec, tp: int, ep: int, pp: int, stage: int, n_layers: int) -> tuple[float, float]:
+    return stage_params(model, Layout(tp=tp, pp=pp, ep=ep), stage, n_layers)
+
+
 @dataclass
 class Memory:
     hbm: float                    # bytes per GPU at the worst stage's peak
@@ -153,8 +159,13 @@ def training_memory(model: ModelSpec, system, L: Layout, b: int, s: int, m: int,
     layers = stage_layers(model.layers, L.pp)
     layer_params = (model.params_per_layer()) / L.tp
     worst = None
-    for i in range(L.pp):
-        nd, ne = stage_params(model, L, i, layers[i])
+    # within one layer count, in-flight micro-batches only fall with the stage index: the first stage of
+    # each count (plus the first and last, which hold the embedding and the head) holds the peak
+    first_of = {}
+    for i, n in enumerate(layers):
+        first_of.setdefault(n, i)
+    for i in sorted({0, L.pp - 1, *first_of.values()}):
+        nd, ne = stage_params_cached(model, L.tp, L.ep, L.pp, i, layers[i])
         n_local = nd / shard_d + ne / shard_e                  # this GPU's ZeRO partition
         n_all = nd + ne
         w = n_all * w_B if L.zero < 3 else n_local * w_B

@@ -19,7 +19,7 @@ from sim.ops import DTYPE_BYTES, Attention, Collective, Elementwise, Gemm
 from sim.techniques import offload as off
 from sim.techniques.layers import backward_ops, embedding_ops, layer_forward_ops, lm_head_ops
 from sim.techniques.memory import (dtype_bytes, layer_activation_bytes, optimizer_bytes_per_param, stage_layers,
-                                   stage_params)
+                                   stage_params, stage_params_cached)
 from sim.techniques.parallel import (Layout, dp_grad_op, dp_param_gather_op, ep_ops, group, group_system, p2p_op,
                                      ring_ops, tp_ops, ulysses_ops)
 
@@ -49,20 +49,45 @@ param("dp_bucket_params", 4e7,
 
 # ---- pricing with a cache: sweeps price the same op shapes over and over --------------------------
 _CACHE: dict = {}
-_SYSTEMS: dict = {}
+_FP: dict = {}             # id(spec) -> (spec, fingerprint): specs are rebuilt per scenario, content decides
+_STAGE_CACHE: dict = {}    # data-parallel and optimizer costs of a stage kind
 _LAYER_CACHE: dict = {}    # one layer and the embedding/head of a (model, system, shape): shared by configs
 
 
-def price(op, system) -> float:
-    key = (id(system), op)
-    t = _CACHE.get(key)
-    if t is None:
+def _fingerprint(spec) -> str:
+    hit = _FP.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    if len(_FP) > 2000:
+        _FP.clear()
+    fp = spec.model_dump_json()
+    _FP[id(spec)] = (spec, fp)
+    return fp
+
+
+_SYSKEY: dict = {}
+
+
+def system_key(system) -> tuple:
+    hit = _SYSKEY.get(id(system))
+    if hit is not None and hit[0] is system:
+        return hit[1]
+    if len(_SYSKEY) > 20_000:
+        _SYSKEY.clear()
+    key = (_fingerprint(system.device), _fingerprint(system.host), system.cluster)
+    _SYSKEY[id(system)] = (system, key)
+    return key
+
+
+def price(op, system):
+    """``sim.cost.cost`` with memoisation on (system content, op)."""
+    key = (system_key(system), op)
+    c = _CACHE.get(key)
+    if c is None:
         if len(_CACHE) > 500_000:
             _CACHE.clear()
-            _SYSTEMS.clear()
-        _SYSTEMS[id(system)] = system            # keep it alive so its id is not reused
-        t = _CACHE[key] = cost(op, system)
-    return t
+        c = _CACHE[key] = cost(op, system)
+    return c
 
 
 @dataclass
@@ -247,13 +272,12 @@ def price_step(wl, system, model) -> Step:
     L = Layout(tp=P.tp, pp=P.pp, dp=P.dp, sp=P.sp, sp_mode=P.sp_mode, sequence_parallel=P.sequence_parallel,
                ep=P.ep, zero=P.zero, schedule=P.schedule, v=P.virtual_stages if P.schedule == "interleaved" else 1)
     m = wl.global_batch // (wl.micro_batch * L.dp)
-    key = (id(system), model, wl.micro_batch, wl.seq_len, wl.precision, wl.attn_impl, wl.dropout, wl.recompute,
+    key = (system_key(system), model, wl.micro_batch, wl.seq_len, wl.precision, wl.attn_impl, wl.dropout, wl.recompute,
            wl.optimizer, L.tp, L.sp, L.sp_mode, L.sequence_parallel, L.ep)
     hit = _LAYER_CACHE.get(key)
     if hit is None:
         if len(_LAYER_CACHE) > 50_000:
             _LAYER_CACHE.clear()
-        _SYSTEMS[id(system)] = system
         bounds: dict = {}
         hit = _LAYER_CACHE[key] = (_layer(model, wl, L, system, bounds), _ends(model, wl, L, system, bounds), bounds)
     ly, ends, bounds = hit[0], hit[1], dict(hit[2])
@@ -264,18 +288,14 @@ def price_step(wl, system, model) -> Step:
     F, Bw = [], []
     for i in range(L.pp):
         per_chunk = layers[i] / L.v
-        fi, bi = [], []
-        for c in range(L.v):
-            f = per_chunk * ly["f"] + t_p2p
-            b = per_chunk * ly["b"] + t_p2p
-            if i == 0 and c == 0:
-                f += ends["emb_f"] + mb_over
-                b += ends["emb_b"]
-            if i == L.pp - 1 and c == L.v - 1:
-                f += ends["head_f"]
-                b += ends["head_b"]
-            fi.append(f)
-            bi.append(b)
+        fi = [per_chunk * ly["f"] + t_p2p] * L.v
+        bi = [per_chunk * ly["b"] + t_p2p] * L.v
+        if i == 0:
+            fi[0] += ends["emb_f"] + mb_over
+            bi[0] += ends["emb_b"]
+        if i == L.pp - 1:
+            fi[-1] += ends["head_f"]
+            bi[-1] += ends["head_b"]
         F.append(fi)
         Bw.append(bi)
     mean_layers = model.layers / L.pp
@@ -292,22 +312,37 @@ def price_step(wl, system, model) -> Step:
     bucket = eff(system.device, "dp_bucket_params")
     dp_k, dp_c, opt, pag = [], [], [], []
     n_local_max = 0.0
+    per_type: dict = {}                 # stages with the same layer count and role price the same
+    dp_key = (system_key(system), model, L.tp, L.ep, L.pp, L.dp, L.sp, L.zero, P.overlap_grad_reduce, wl.optimizer,
+              wl.precision, O.optimizer)
+    if len(_STAGE_CACHE) > 100_000:
+        _STAGE_CACHE.clear()
     for i in range(L.pp):
-        nd, ne = stage_params(model, L, i, layers[i])
-        n = nd + ne
-        n_local = nd / L.shard + ne / max(1, L.shard // L.ep)
+        kind = (layers[i], i == 0, i == L.pp - 1)
+        if kind not in per_type:
+            ckey = (dp_key, kind)
+            if ckey in _STAGE_CACHE:
+                per_type[kind] = _STAGE_CACHE[ckey]
+        if kind not in per_type:
+            nd, ne = stage_params_cached(model, L.tp, L.ep, L.pp, i, layers[i])
+            n = nd + ne
+            n_local = nd / L.shard + ne / max(1, L.shard // L.ep)
+            if L.shard > 1 and g_B > 0 and L.zero < 3:
+                k = max(1, ceil(n / bucket)) if P.overlap_grad_reduce else 1
+                dk, dc = k, price(dp_grad_op(L, n * g_B / k), dp_sys).time_s
+            else:
+                dk, dc = 0, 0.0
+            shard_opt = n_local if L.zero >= 1 else n
+            o = 0.0 if O.optimizer != "none" else _optimizer_gpu(shard_opt, wl, system)
+            a = price(dp_param_gather_op(L, n * w_B), dp_sys).time_s \
+                if (L.zero in (1, 2) and L.shard > 1 and O.optimizer == "none") else 0.0
+            per_type[kind] = _STAGE_CACHE[(dp_key, kind)] = (dk, dc, o, a, n_local)
+        dk, dc, o, a, n_local = per_type[kind]
         n_local_max = max(n_local_max, n_local)
-        if L.shard > 1 and g_B > 0 and L.zero < 3:
-            k = max(1, ceil(n / bucket)) if P.overlap_grad_reduce else 1
-            dp_k.append(k)
-            dp_c.append(price(dp_grad_op(L, n * g_B / k), dp_sys).time_s)
-        else:
-            dp_k.append(0)
-            dp_c.append(0.0)
-        shard_opt = n_local if L.zero >= 1 else n
-        opt.append(0.0 if O.optimizer != "none" else _optimizer_gpu(shard_opt, wl, system))
-        pag.append(price(dp_param_gather_op(L, n * w_B), dp_sys).time_s
-                   if (L.zero in (1, 2) and L.shard > 1 and O.optimizer == "none") else 0.0)
+        dp_k.append(dk)
+        dp_c.append(dc)
+        opt.append(o)
+        pag.append(a)
     # small global collectives before the step: grad-norm and inf check over the model-parallel group,
     # tied embedding gradients between the first and last stage
     sync = 0.0

@@ -56,9 +56,9 @@ class TrainingIn(BaseModel):
     micro_batch: int = Field(gt=0, description="sequences per micro-batch per data-parallel rank")
     seq_len: int = Field(gt=0)
     precision: Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
-    parallel: ParallelIn = ParallelIn()
+    parallel: ParallelIn = Field(default_factory=ParallelIn)
     recompute: Literal["none", "selective", "full"] = "none"
-    offload: OffloadIn = OffloadIn()
+    offload: OffloadIn = Field(default_factory=OffloadIn)
     optimizer: Literal["adam", "sgd", "zo"] = "adam"
     attn_impl: Literal["naive", "flash1", "flash2", "flash3"] = Field(
         default="flash2", description="attention kernel: naive materialises the s x s scores (Megatron-LM before "
@@ -81,7 +81,7 @@ def validate(wl: TrainingIn, system, model) -> TrainingIn:
     if P.dp is None:
         if gpus % inner:
             _err("parallel", f"tp*pp*sp = {inner} must divide cluster.gpus = {gpus}")
-        P = P.model_copy(update={"dp": gpus // inner})
+        P.dp = gpus // inner                   # this validated copy is ours to fill in
     elif inner * P.dp != gpus:
         _err("parallel.dp", f"tp*pp*dp*sp = {inner * P.dp} must equal cluster.gpus = {gpus}")
     if wl.global_batch % (wl.micro_batch * P.dp):
@@ -123,7 +123,7 @@ def validate(wl: TrainingIn, system, model) -> TrainingIn:
         _err("precision", f"{system.device.name} has no {g_dt} peak; it has {sorted(system.device.peak_tflops)}")
     if system.host.nvme.drives == 0 and "nvme" in (O.optimizer, O.params, O.activations):
         _err("offload", f"host {system.host.name} has no NVMe drives")
-    return wl.model_copy(update={"parallel": P})
+    return wl
 
 
 def _bound(times: Times, step) -> str:
@@ -188,3 +188,84 @@ def predict_training(wl: TrainingIn, system, model) -> Prediction:
     from sim.cost.efficiency import provenance
     return Prediction(mem.fits, T, bound, mem.as_tiers(), metrics, breakdown, provenance(system.device),
                       warnings, timeline)
+
+
+# ---- many configurations at once (sweeps) ----------------------------------------------------------
+def evaluate_many(scenarios, memory: bool = True):
+    """Predict many ``training`` scenarios (mappings as ``gpusim predict`` takes) in one call.
+
+    Each distinct (hardware, host, cluster, model) is resolved once, each distinct layer shape is
+    priced once (``step.price`` and the layer cache), and the pipelined closed form
+    (``sim.engine.analytical.training_iteration``) runs once over numpy arrays of all the
+    configurations; ZeRO-3/offload/MeZO configurations use the layerwise closed form one by one.
+    Returns a pandas DataFrame, one row per scenario in order: iteration_time_s, tokens_per_s,
+    tflops_per_gpu, hfu_tflops_per_gpu, mfu, hfu, bubble_fraction, fits, memory_hbm_gb, error
+    (an InputError message for a scenario that is not valid, else empty).
+    """
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from sim.engine import analytical
+    from sim.scenario import resolve
+    from sim.techniques.iteration import features
+
+    resolved: dict = {}
+    rows, feats, idx = [], [], []
+    for k, sc in enumerate(scenarios):
+        row = {"error": ""}
+        try:
+            key = json.dumps({f: sc.get(f) for f in ("hardware", "host", "cluster", "model", "parameters", "whatif")},
+                             sort_keys=True, default=str)
+            if key not in resolved:
+                stub = {f: sc[f] for f in sc if f != "workload"}
+                stub["workload"] = {**sc["workload"]}
+                _, system, model, _ = resolve(stub)
+                resolved[key] = (system, model)
+            system, model = resolved[key]
+            w = dict(sc["workload"])
+            w.pop("kind", None)
+            try:
+                wl = TrainingIn.model_validate(w)
+            except Exception as e:                                  # pydantic error -> one line
+                from sim.errors import pydantic_to_input_error
+                raise pydantic_to_input_error("scenario", e) from None
+            wl = validate(wl, system, model)
+            step = price_step(wl, system, model)
+            gpus = system.cluster.gpus
+            peak = system.device.peak_flops(compute_dtype(wl.precision)[0])
+            row.update(gpus=gpus, peak=peak, flops=step.flops["model"], hw_flops=step.flops["hardware"],
+                       tokens=wl.global_batch * wl.seq_len)
+            if step.path == "pipeline":
+                feats.append(features(step))
+                idx.append(k)
+            else:
+                t = closed_form(step)
+                row.update(iteration_time_s=t.iteration_s, bubble_fraction=t.bubble_fraction)
+            if memory:
+                O = wl.offload
+                mm = training_memory(model, system, step.L, wl.micro_batch, wl.seq_len, step.m, wl.precision,
+                                     wl.recompute, wl.attn_impl != "naive", wl.optimizer, O.optimizer, O.params,
+                                     O.activations)
+                row.update(fits=mm.fits, memory_hbm_gb=mm.hbm / 1e9)
+        except InputError as e:
+            row["error"] = str(e)
+        rows.append(row)
+    if feats:
+        arr = {f: np.array([x[f] for x in feats], dtype=float) for f in feats[0]}
+        total, t_pipe = analytical.training_iteration(arr["m"], arr["v"], arr["s_sum"], arr["s_max"], arr["dp_term"],
+                                                      arr["sync"], arr["step_term"], arr["overhead"])
+        bubble = 1.0 - arr["m"] * arr["s_max"] / t_pipe
+        for j, k in enumerate(idx):
+            rows[k]["iteration_time_s"] = float(total[j])
+            rows[k]["bubble_fraction"] = float(bubble[j])
+    df = pd.DataFrame(rows)
+    if "iteration_time_s" in df:
+        T = df["iteration_time_s"]
+        df["tokens_per_s"] = df["tokens"] / T
+        df["tflops_per_gpu"] = df["flops"] / T / df["gpus"] / 1e12
+        df["hfu_tflops_per_gpu"] = df["hw_flops"] / T / df["gpus"] / 1e12
+        df["mfu"] = df["tflops_per_gpu"] * 1e12 / df["peak"]
+        df["hfu"] = df["hfu_tflops_per_gpu"] * 1e12 / df["peak"]
+    return df.drop(columns=[c for c in ("peak", "flops", "hw_flops", "tokens") if c in df])
