@@ -61,6 +61,18 @@ def nvlink_Bps(dev=H100):
     return dev.nvlink_Bps * P["nvlink_efficiency"]
 
 
+# fixed seconds, per-hop latency factor and share of the link rate of each NCCL protocol
+PROTO = {"LL": (P["collective_launch_s"], 1.0, P["nccl_ll_bw_fraction"]),
+         "LL128": (P["nccl_ll128_launch_s"], P["nccl_ll128_hop_factor"], P["nccl_ll128_bw_fraction"]),
+         "Simple": (P["nccl_simple_launch_s"], P["nccl_simple_hop_factor"], 1.0)}
+
+
+def closed_form(proto, hop_latency_s, data_s):
+    """NCCL's cost of one (algorithm, protocol): fixed + factor x hop latencies + data / protocol rate."""
+    fixed, hop, bwf = PROTO[proto]
+    return fixed + hop * hop_latency_s + data_s / bwf
+
+
 # ---------------------------------------------------------------- nccl-tests definitions
 @pytest.mark.parametrize("op,factor", [("all_reduce", lambda n: 2 * (n - 1) / n),
                                        ("all_gather", lambda n: (n - 1) / n),
@@ -81,8 +93,8 @@ def test_ring_all_reduce_large_message_is_2_n_minus_1_over_n_bytes_over_bandwidt
     S = 16 * GiB
     c = price("all_reduce", S, n, algo="ring")
     bw_time = 2 * (n - 1) / n * S / nvlink_Bps()
-    exact = P["collective_launch_s"] + 2 * (n - 1) * 0.8e-6 + bw_time
-    assert c.time_s == pytest.approx(exact, rel=1e-9)
+    assert c.detail["protocol"] == "Simple"                  # full link rate wins for large messages
+    assert c.time_s == pytest.approx(closed_form("Simple", 2 * (n - 1) * 0.8e-6, bw_time), rel=1e-9)
     assert c.time_s == pytest.approx(bw_time, rel=1e-3)
     assert c.bound == "nvlink"
     # busbw of a large ring all-reduce is the achievable per-direction link rate
@@ -93,12 +105,13 @@ def test_ring_all_reduce_large_message_is_2_n_minus_1_over_n_bytes_over_bandwidt
 def test_ring_gather_scatter_closed_form(op, steps):
     S = 4 * GiB
     c = price(op, S, 8, algo="ring")
-    assert c.time_s == pytest.approx(P["collective_launch_s"] + steps * 0.8e-6 + 7 / 8 * S / nvlink_Bps())
+    assert c.time_s == pytest.approx(closed_form("Simple", steps * 0.8e-6, 7 / 8 * S / nvlink_Bps()))
 
 
 def test_small_messages_are_latency_bound():
     tiny = price("all_reduce", 8, 8, algo="ring")
     assert tiny.bound == "link_latency"
+    assert tiny.detail["protocol"] == "LL"                   # the lowest latency wins for tiny messages
     assert tiny.time_s == pytest.approx(P["collective_launch_s"] + 14 * 0.8e-6, rel=1e-4)
     # doubling a tiny message costs (almost) nothing; doubling a huge one doubles the time
     assert price("all_reduce", 16, 8, algo="ring").time_s == pytest.approx(tiny.time_s, rel=1e-3)
@@ -114,11 +127,11 @@ def test_one_gpu_costs_nothing():
 def test_send_recv_uses_one_link():
     S = 4 * GiB
     intra = price("send_recv", S, 2)
-    assert intra.time_s == pytest.approx(P["collective_launch_s"] + 0.8e-6 + S / nvlink_Bps())
+    assert intra.time_s == pytest.approx(closed_form("Simple", 0.8e-6, S / nvlink_Bps()))
     inter = price("send_recv", S, 2, gpn=1)          # two nodes of one GPU: the NIC
     net = 400e9 / 8 * P["network_efficiency"]
     assert inter.bound == "network"
-    assert inter.time_s == pytest.approx(P["collective_launch_s"] + 1.5e-6 + S / net)
+    assert inter.time_s == pytest.approx(closed_form("Simple", 1.5e-6, S / net))
 
 
 def test_pcie_intra_node_uses_the_slower_pcie_generation_and_fewer_lanes():
@@ -129,7 +142,8 @@ def test_pcie_intra_node_uses_the_slower_pcie_generation_and_fewer_lanes():
     c = coll.price(Collective("all_gather", S, 4, "ring"), s)
     B = pcie_Bps(4, 8) * P["pcie_efficiency"]
     assert c.bound == "pcie"
-    assert c.time_s == pytest.approx(P["collective_launch_s"] + 3 * 1.2e-6 + 3 / 4 * S / B)
+    assert c.time_s == pytest.approx(closed_form("Simple", 3 * 1.2e-6, 3 / 4 * S / B))
+    assert set(c.detail["candidates_s"]) == {"ring/LL", "ring/Simple"}   # no LL128 without NVLink
 
 
 # ---------------------------------------------------------------- multi-node (hierarchical)
@@ -148,8 +162,8 @@ def test_hierarchical_all_reduce_moves_the_1_over_g_shard_between_nodes():
     net = 100e9 / 8 * P["network_efficiency"]
     assert c.bound == "network"
     assert c.bytes["network"] == pytest.approx(2 * (N - 1) / N * S / g)
-    lat = P["collective_launch_s"] + 2 * (g - 1) * 0.8e-6 + 2 * (N - 1) * 2.0e-6
-    assert c.time_s == pytest.approx(lat + 2 * (N - 1) / N * S / g / net)
+    lat = 2 * (g - 1) * 0.8e-6 + 2 * (N - 1) * 2.0e-6
+    assert c.time_s == pytest.approx(closed_form("Simple", lat, 2 * (N - 1) / N * S / g / net))
 
 
 def test_tree_wins_small_messages_across_many_nodes_ring_wins_large():
@@ -263,3 +277,40 @@ def test_a_group_strided_across_nodes_goes_over_the_network():
     net = 200e9 / 8 * P["network_efficiency"]
     assert strided.bytes["network"] == pytest.approx(2 * 3 / 4 * GiB)
     assert strided.time_s > 2 * 3 / 4 * GiB / net
+
+
+# ---------------------------------------------------------------- protocols (NCCL LL / LL128 / Simple)
+def test_protocol_switches_from_ll_to_simple_as_messages_grow():
+    protos = [coll.price(Collective("all_reduce", 2 ** k, 8), system(AMPERE)).detail["protocol"]
+              for k in range(3, 35)]
+    order = {"LL": 0, "LL128": 1, "Simple": 2}
+    ranks = [order[p] for p in protos]
+    assert ranks == sorted(ranks)                        # LL -> LL128 -> Simple, never back
+    assert protos[0] == "LL" and protos[-1] == "Simple" and "LL128" in protos
+
+
+@pytest.mark.parametrize("dev,gpus", [(AMPERE, 8), (AMPERE, 2), (H100, 4)])
+def test_busbw_rises_with_message_size_towards_the_large_message_bound(dev, gpus):
+    s = system(dev, gpus=gpus)
+    sizes = [2 ** k for k in range(10, 36)]
+    busbw = [coll.price(Collective("all_reduce", b, gpus, "ring"), s).detail["busbw_Bps"] for b in sizes]
+    assert all(b2 >= b1 * (1 - 1e-12) for b1, b2 in zip(busbw, busbw[1:]))
+    bound = nvlink_Bps(dev)
+    assert busbw[-1] == pytest.approx(bound, rel=2e-3) and busbw[-1] <= bound
+    # a mid-size message (1 MiB) pays latency or the LL protocol's halved rate: well below the bound
+    assert busbw[sizes.index(2 ** 20)] < 0.5 * bound
+
+
+def test_mid_size_messages_pay_either_protocol_cost():
+    """Between the regimes no protocol gets both: LL halves the rate, Simple pays ~5x the hop latency."""
+    c = coll.price(Collective("all_reduce", 4 * 2 ** 20, 8, "ring"), system(AMPERE))
+    ll, simple = c.detail["candidates_s"]["ring/LL"], c.detail["candidates_s"]["ring/Simple"]
+    ideal = P["collective_launch_s"] + 14 * 0.8e-6 + 2 * 7 / 8 * 4 * 2 ** 20 / nvlink_Bps()
+    assert min(ll, simple) > ideal * 1.2
+    assert c.time_s == min(c.detail["candidates_s"].values())
+
+
+def test_nvls_runs_only_with_simple():
+    c = price("all_reduce", 16 * GiB, 8, algo="nvls")
+    assert c.detail["protocol"] == "Simple"
+    assert not any(k.startswith("nvls/LL") for k in c.detail["candidates_s"])

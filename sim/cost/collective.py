@@ -20,6 +20,23 @@ Algorithms, with S the per-GPU buffer as nccl-tests counts it, g GPUs per node, 
   all-reduce (ring or tree) of the 1/g shard between nodes over each GPU's NIC, all-gather
   inside the node; the phases are pipelined in chunks so each link's bytes overlap and only
   the latencies add.
+
+Protocols. NCCL moves data with one of three protocols and its tuner picks, per call, the
+(algorithm, protocol) pair of least predicted time (NCCL src/graph/tuning.cc, enqueue.cc):
+
+* LL (low latency): every 8-byte store carries 4 bytes of data and a 4-byte flag, so the receiver
+  polls the data itself: the lowest per-hop latency (the link spec's ``latency_us``) but at most
+  half the link rate (``nccl_ll_bw_fraction``).
+* LL128: 128-byte lines with an 8-byte flag (120 bytes of data), relying on NVLink's in-order
+  delivery of a warp's 128-byte store, so NCCL enables it only where NVLink joins the GPUs; higher
+  per-hop latency (``nccl_ll128_hop_factor`` x the LL hop).
+* Simple: bulk stores, a memory fence, then a separate flag store that the receiver polls before
+  reading: the full link rate but the largest per-hop latency (``nccl_simple_hop_factor`` x) and
+  base cost. NVLS runs only with Simple.
+
+So a mid-size message pays either LL's halved bandwidth or Simple's per-hop latency on each of the
+2(n-1) ring steps: busbw rises with the message size and reaches the link rate only for large
+messages, and which protocol wins switches with size.
 """
 from __future__ import annotations
 
@@ -58,7 +75,34 @@ param("nvls_latency_s", 25e-6,
       "extra fixed latency of an NVLS collective (multicast-object synchronisation across the switch)",
       "NCCL src/graph/tuning.cc hwLat[NVLINK][NVLS][Simple] = 25 us", lo=0.0, hi=1e-3)
 
-NVLS_ARCHS = ("hopper", "blackwell")     # NVSwitch generations with in-switch reduction (NVLink SHARP)
+param("nccl_ll_bw_fraction", 0.5,
+      "share of the link rate the LL protocol carries as data: each 8-byte store is 4 bytes of data and "
+      "a 4-byte flag",
+      "NCCL src/device/prims_ll.h (union ncclLLFifoLine: data1, flag1, data2, flag2); "
+      "src/graph/tuning.cc scales ring LL busBw by 0.5", lo=0.1, hi=1.0)
+param("nccl_ll128_bw_fraction", 120 / 128,
+      "share of the link rate the LL128 protocol carries as data: 120 data bytes per 128-byte line "
+      "(8 bytes of flag)",
+      "NCCL src/device/prims_ll128.h (NCCL_LL128_DATAELEMS 15 of NCCL_LL128_LINEELEMS 16 per line); "
+      "tuning.cc uses 0.92 ('120.0/128.0')", lo=0.3, hi=1.0)
+param("nccl_ll128_hop_factor", 1.9 / 0.6,
+      "per-hop latency of LL128 relative to LL (a full 128-byte line per warp must land before its "
+      "flag is seen)",
+      "NCCL src/graph/tuning.cc hwLatencies, NVLink ring: LL 0.6 us, LL128 1.9 us per step", lo=1.0, hi=10.0)
+param("nccl_simple_hop_factor", 3.4 / 0.6,
+      "per-hop latency of the Simple protocol relative to LL (data stores, a memory fence, then a "
+      "separate flag store the receiver polls before reading)",
+      "NCCL src/graph/tuning.cc hwLatencies, ring: NVLink 3.4 vs 0.6 us, PCI 5.7 vs 1.0 us, network "
+      "14 vs 2.7 us per step (5.2-5.7x)", lo=1.0, hi=20.0)
+param("nccl_ll128_launch_s", 14.0e-6,
+      "fixed cost of one collective with the LL128 protocol (launch, setup, final synchronisation)",
+      "NCCL src/graph/tuning.cc baseLatencies, ring LL128: 14.0 us", lo=0.0, hi=1e-3)
+param("nccl_simple_launch_s", 8.4e-6,
+      "fixed cost of one collective with the Simple protocol",
+      "NCCL src/graph/tuning.cc baseLatencies, ring Simple: 8.4 us", lo=0.0, hi=1e-3)
+
+NVLS_ARCHS = ("hopper", "blackwell")
+PROTOCOLS = ("LL", "LL128", "Simple")     # NVSwitch generations with in-switch reduction (NVLink SHARP)
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
 BUSBW_FACTOR = {   # nccl-tests: busbw = algbw * factor(n)
     "all_reduce": lambda n: 2 * (n - 1) / n,
@@ -225,6 +269,28 @@ def _plan(op: str, algo: str, S: float, n: int, g: int, N: int, L: Links, device
     return {"terms": terms, "bytes": {L.intra: intra, "network": net}, "latency_s": lat, "steps": steps}
 
 
+def protocols(algo: str, L: Links) -> tuple[str, ...]:
+    """The protocols NCCL may run ``algo`` with on these links: NVLS only with Simple; LL128 only
+    where NVLink joins the GPUs (it relies on NVLink's in-order 128-byte stores)."""
+    if algo == "nvls":
+        return ("Simple",)
+    return PROTOCOLS if L.intra == "nvlink" else ("LL", "Simple")
+
+
+def _protocol_cost(proto: str, algo: str, p: dict, device) -> tuple[float, float, dict[str, float]]:
+    """(fixed seconds, link latency seconds, per-link data seconds) of one (algorithm, protocol)."""
+    if algo == "nvls":               # NCCL's NVLS latency is already a Simple-protocol figure
+        return eff(device, "collective_launch_s"), p["latency_s"], dict(p["terms"])
+    launch, hop, bwf = {
+        "LL": ("collective_launch_s", 1.0, "nccl_ll_bw_fraction"),
+        "LL128": ("nccl_ll128_launch_s", "nccl_ll128_hop_factor", "nccl_ll128_bw_fraction"),
+        "Simple": ("nccl_simple_launch_s", "nccl_simple_hop_factor", 1.0),
+    }[proto]
+    hop = hop if isinstance(hop, float) else eff(device, hop)
+    bwf = bwf if isinstance(bwf, float) else eff(device, bwf)
+    return eff(device, launch), hop * p["latency_s"], {k: v / bwf for k, v in p["terms"].items()}
+
+
 @pricer(Collective)
 def price(op: Collective, system: System) -> OpCost:
     """Price ``op`` with ``op.algo`` (or the fastest algorithm, as NCCL's tuner picks), its GPUs
@@ -238,46 +304,45 @@ def price_placed(op: Collective, system: System, per_node: int | None = None) ->
     if op.gpus < 1:
         raise ValueError(f"collective over {op.gpus} GPUs")
     if op.gpus == 1:
-        return OpCost(0.0, "none", detail={"algo": None, "gpus": 1, "algbw_Bps": 0.0, "busbw_Bps": 0.0,
-                                           "explanation": "one GPU: nothing to communicate"})
+        return OpCost(0.0, "none", detail={"algo": None, "protocol": None, "gpus": 1, "algbw_Bps": 0.0,
+                                           "busbw_Bps": 0.0, "explanation": "one GPU: nothing to communicate"})
     choices = algorithms(op.op, op.gpus, system, per_node)
     if op.algo is not None and op.algo not in choices:
         raise ValueError(f"algorithm '{op.algo}' cannot run {op.op} on {op.gpus} GPUs of "
                          f"{system.device.name} ({system.cluster.intra_node}); choose from {choices}")
     g, N = placement(op.gpus, system, per_node)
     L = links(system, g, N)
-    launch = eff(system.device, "collective_launch_s")
     timed = {}
     for algo in ([op.algo] if op.algo else choices):
         p = _plan(op.op, algo, float(op.bytes), op.gpus, g, N, L, system.device)
-        bw_t = max(p["terms"].values(), default=0.0)
-        timed[algo] = (launch + p["latency_s"] + bw_t, p)
-    algo = min(timed, key=lambda a: timed[a][0])
-    t, p = timed[algo]
-    terms = dict(p["terms"])
+        for proto in protocols(algo, L):
+            fixed, lat, terms = _protocol_cost(proto, algo, p, system.device)
+            timed[(algo, proto)] = (fixed + lat + max(terms.values(), default=0.0), p, fixed, lat, terms)
+    algo, proto = min(timed, key=lambda a: timed[a][0])
+    t, p, launch, link_lat, terms = timed[(algo, proto)]
     bw_bound = max(terms, key=terms.get) if terms else None
-    latency = launch + p["latency_s"]
+    latency = launch + link_lat
     bound = bw_bound if bw_bound and terms[bw_bound] >= latency else "link_latency"
     algbw = op.bytes / t
     busbw = algbw * BUSBW_FACTOR[op.op](op.gpus)
-    terms.update(link_latency=p["latency_s"], launch_overhead=launch)
+    terms.update(link_latency=link_lat, launch_overhead=launch)
     detail = {
-        "algo": algo, "gpus": op.gpus, "gpus_per_node": g, "nodes": N, "steps": p["steps"],
+        "algo": algo, "protocol": proto, "gpus": op.gpus, "gpus_per_node": g, "nodes": N, "steps": p["steps"],
         "intra_node_link": L.intra_link, "network_link": L.net_link or None,
         "intra_Bps_achievable": L.intra_Bps, "network_Bps_achievable": L.net_Bps or None,
         "algbw_Bps": algbw, "busbw_Bps": busbw,
-        "candidates_s": {a: v[0] for a, v in timed.items()},
-        "explanation": _explain(op, algo, bound, p, L, latency),
+        "candidates_s": {f"{a}/{pr}": v[0] for (a, pr), v in timed.items()},
+        "explanation": _explain(op, algo, proto, bound, p, terms, L, latency),
     }
     return OpCost(t, bound, 0.0, {k: v for k, v in p["bytes"].items() if v}, terms, detail)
 
 
-def _explain(op, algo, bound, p, L, latency) -> str:
+def _explain(op, algo, proto, bound, p, terms, L, latency) -> str:
+    data_s = max((v for k, v in terms.items() if k not in ("link_latency", "launch_overhead")), default=0)
     if bound == "link_latency":
-        return (f"latency-bound: {op.op} {algo} on {op.gpus} GPUs ({p['steps']}) costs {latency * 1e6:.3g} us of "
-                f"launch and per-step link latency against {max(p['terms'].values(), default=0) * 1e6:.3g} us "
-                f"of data movement")
-    rate = L.net_Bps if bound == "network" else L.intra_Bps
+        return (f"latency-bound: {op.op} {algo}/{proto} on {op.gpus} GPUs ({p['steps']}) costs {latency * 1e6:.3g} us "
+                f"of launch and per-step link latency against {data_s * 1e6:.3g} us of data movement")
     moved = p["bytes"][bound]
-    return (f"{bound}-bound: {op.op} {algo} moves {moved:.3g} bytes per GPU each way over {bound} at "
-            f"{rate / 1e9:.3g} GB/s achievable ({p['steps']}); latency adds {latency * 1e6:.3g} us")
+    rate = moved / terms[bound]
+    return (f"{bound}-bound: {op.op} {algo}/{proto} moves {moved:.3g} bytes per GPU each way over {bound} at "
+            f"{rate / 1e9:.3g} GB/s with this protocol ({p['steps']}); latency adds {latency * 1e6:.3g} us")
