@@ -146,7 +146,8 @@ class InferenceIn(_Strict):
     weights: WeightsT = "fp16"
     kv_cache: KVDtypeT = "fp16"
     act_dtype: Literal["fp16", "bf16"] | None = Field(default=None, description="run GEMMs in this 16-bit dtype (weight-only int8/fp8)")
-    group_size: int | None = Field(default=None, gt=0, description="weights per scale (default per format)")
+    group_size: Annotated[int, Field(gt=0)] | Literal["channel"] | None = Field(default=None, description=(
+        "weights per scale (default per format); 'channel': one scale per output channel"))
     kv_group_size: int | None = Field(default=128, gt=0, description="KV elements per scale; null = scales amortised away")
     kv_residual: int = Field(default=0, ge=0, description="recent tokens kept at fp16 (KIVI residual)")
     kv_block_size: int = Field(default=16, gt=0, description="tokens per KV page (vLLM default 16)")
@@ -156,9 +157,16 @@ class InferenceIn(_Strict):
     sparsity: float = Field(default=0.0, ge=0, lt=1, description="fraction of zero weights (Flash-LLM)")
     sparsity_pattern: Literal["unstructured", "2:4"] = "unstructured"
     attn_impl: str = "flash2"
-    dequant: Literal["fused", "unfused"] = Field(default="fused", description=(
-        "low-bit weights: dequantised inside the GEMM (Marlin, FP6-LLM) or first written out as a 16-bit "
-        "copy by a separate kernel (older GPTQ/AutoGPTQ paths, FlexGen compression)"))
+    dequant: Literal["fused", "unfused", "torch"] = Field(default="fused", description=(
+        "low-bit weights and quantised KV: dequantised inside the GEMM/attention kernel (Marlin, FP6-LLM, "
+        "KIVI), first written out as a 16-bit copy by one separate kernel (older GPTQ/AutoGPTQ paths), or "
+        "by a chain of PyTorch elementwise ops (FlexGen's compression.py)"))
+    dequant_overlap: float | None = Field(default=None, ge=0, le=1, description=(
+        "fused low-bit GEMMs: share of the CUDA-core dequantisation hidden under MMA/loads in this kernel "
+        "(None: the device's simt_overlap)"))
+    kv_head_sharing: bool = Field(default=True, description=(
+        "decode attention reads each KV head once for all the query heads of its group (GQA-aware kernels); "
+        "false: once per query head (TensorRT-LLM's masked MHA before XQA, v0.8)"))
     cuda_graphs: bool = Field(default=True, description="decode steps replay a captured CUDA graph")
     prefill_chunk: int | None = Field(default=None, gt=0, description="prompt tokens per prefill step (chunked prefill)")
     max_batch: int | None = Field(default=None, gt=0, description="cap on batch='max' (framework limit, e.g. max_num_seqs)")
@@ -190,6 +198,8 @@ class Plan:
     kv_budget: int | None
     dequant: str = "fused"
     wl: InferenceIn | None = None
+    dequant_overlap: float | None = None
+    kv_head_sharing: bool = True
 
     @property
     def layers_local(self) -> int:
@@ -218,7 +228,8 @@ def gemm_op(plan: Plan, op):
     if not isinstance(op, Gemm) or op.name not in WEIGHT_GEMMS:
         return op
     return replace(op, dtype=plan.gemm_dtype, w_dtype=plan.w_dtype, group_size=plan.group_size or op.k,
-                   sparsity=plan.sparsity, sparsity_pattern=plan.sparsity_pattern)
+                   sparsity=plan.sparsity, sparsity_pattern=plan.sparsity_pattern,
+                   dequant_overlap=plan.dequant_overlap if plan.w_dtype else None)
 
 
 def make_plan(wl: InferenceIn, system, model, *, weights: str | None = None, tp: int | None = None,
@@ -239,7 +250,7 @@ def make_plan(wl: InferenceIn, system, model, *, weights: str | None = None, tp:
         act = "fp16"
         compute = compute if compute in dev.peak_tflops else act
     w_dtype = None if fmt.storage == compute else fmt.storage
-    group = wl.group_size or fmt.group_size
+    group = None if wl.group_size == "channel" else (wl.group_size or fmt.group_size)
     if tp * pp > system.cluster.gpus:
         raise InputError("scenario", "workload.tp", f"tp x pp = {tp * pp} exceeds cluster.gpus = {system.cluster.gpus}")
     replicas = max(1, system.cluster.gpus // (wl.tp * pp))
@@ -249,7 +260,8 @@ def make_plan(wl: InferenceIn, system, model, *, weights: str | None = None, tp:
     kv_dtype = None if wl.kv_cache in ("fp16", "bf16") else wl.kv_cache
     return Plan(model, system, tp, pp, replicas, act, compute, w_dtype, group, fmt,
                 wl.sparsity, wl.sparsity_pattern, kv_dtype or act, lay, wl.attn_impl, wl.cuda_graphs,
-                wl.kv_budget if kv_budget == -1 else kv_budget, wl.dequant, wl)
+                wl.kv_budget if kv_budget == -1 else kv_budget, wl.dequant, wl,
+                dequant_overlap=wl.dequant_overlap, kv_head_sharing=wl.kv_head_sharing)
 
 
 # ---- pricing ----------------------------------------------------------------------------------

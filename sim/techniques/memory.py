@@ -44,6 +44,11 @@ param("offload_grad_bucket_params", 5e8,
 param("zero_sub_group_params", 1e9,
       "parameters whose fp32 optimizer state is staged in host memory at once when it lives on NVMe",
       "DeepSpeed ZeRO-Infinity config default sub_group_size = 1e9", lo=1e6, hi=1e11)
+param("zero3_max_live_params", 1e9,
+      "parameters ZeRO-3 keeps gathered on a GPU at once (the layer in use plus prefetched ones); ZeRO-Infinity's "
+      "memory-centric tiling splits a larger layer so this bound holds",
+      "DeepSpeed ZeRO config default stage3_max_live_parameters = 1e9; Rajbhandari et al. 2021 (ZeRO-Infinity) "
+      "section 5.1.3 memory-centric tiling", lo=1e6, hi=1e11)
 param("nvme_param_buffer_bytes", 5 * 1e8 * 2,
       "pinned host buffer per GPU for parameters swapped from NVMe",
       "DeepSpeed offload_param defaults: buffer_count 5 x buffer_size 1e8 elements of fp16", lo=0.0, hi=1e11)
@@ -171,7 +176,8 @@ def training_memory(model: ModelSpec, system, L: Layout, b: int, s: int, m: int,
         w = n_all * w_B if L.zero < 3 else n_local * w_B
         if offload_params != "none":
             w = 0.0
-        live = 2 * layer_params * w_B if (L.zero == 3 or offload_params != "none") else 0.0
+        live = min(2 * layer_params, eff(dev, "zero3_max_live_params")) * w_B \
+            if (L.zero == 3 or offload_params != "none") else 0.0
         if offload_optimizer != "none":
             g = 2 * min(eff(dev, "offload_grad_bucket_params"), n_all) * g_B
             opt = 0.0

@@ -209,6 +209,11 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
 
     act = b * s_loc * model.hidden * B                       # one activation tensor of a TP rank
     tp_c = _sum(tp_ops(L, act), group(system, L, "tp")[1])
+    tp_f = tp_b = tp_c
+    if wl.parallel.tp_comm_overlap:     # collectives split in chunks and overlapped with the adjacent GEMMs
+        g_f = sum(price(o, system).time_s for o in others if isinstance(o, Gemm))
+        tp_f = max(0.0, tp_c - g_f)
+        tp_b = max(0.0, tp_c - 2 * g_f)
     q_w = model.heads // L.tp * model.d_head
     kv_w = max(1, model.n_kv_heads // L.tp) * model.d_head
     sp_sys = group(system, L, "sp")[1]
@@ -221,7 +226,7 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
                 group(system, L, "ep")[1]) if model.is_moe else 0.0
     n_comm = len(tp_ops(L, act)) + (4 if L.sp > 1 else 0) + (2 if L.ep > 1 else 0)
     n_f, n_b = eager_kernels(fwd, len(drop_f), not flash, True, model)
-    gpu_f, gpu_b = t_f + tp_c + sp_f + ep_c, t_b + tp_c + sp_b + ep_c
+    gpu_f, gpu_b = t_f + tp_f + sp_f + ep_c, t_b + tp_b + sp_b + ep_c
     f_total = _dispatch_floor(gpu_f, n_f + n_comm, system)
     b_total = _dispatch_floor(gpu_b, n_b + n_comm, system)
     rec = 0.0
@@ -231,7 +236,7 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
         rec = t_att_f
     stored, working = layer_activation_bytes(model, b, s, L, wl.recompute, flash, dtype_bytes(wl.precision))
     return {"f": f_total, "b": b_total + rec, "fwd_compute": t_f, "bwd_compute": t_b, "recompute": rec,
-            "tp_comm": tp_c, "sp_comm": sp_f + sp_b, "ep_comm": ep_c, "act_bytes": stored,
+            "tp_comm": (tp_f + tp_b) / 2, "sp_comm": sp_f + sp_b, "ep_comm": ep_c, "act_bytes": stored,
             "host_bound_s": (f_total - gpu_f) + (b_total - gpu_b) + (rec - gpu_f if wl.recompute == "full" else 0),
             "kernels": (n_f, n_b)}
 
@@ -273,7 +278,7 @@ def price_step(wl, system, model) -> Step:
                ep=P.ep, zero=P.zero, schedule=P.schedule, v=P.virtual_stages if P.schedule == "interleaved" else 1)
     m = wl.global_batch // (wl.micro_batch * L.dp)
     key = (system_key(system), model, wl.micro_batch, wl.seq_len, wl.precision, wl.attn_impl, wl.dropout, wl.recompute,
-           wl.optimizer, L.tp, L.sp, L.sp_mode, L.sequence_parallel, L.ep)
+           wl.optimizer, L.tp, L.sp, L.sp_mode, L.sequence_parallel, L.ep, P.tp_comm_overlap)
     hit = _LAYER_CACHE.get(key)
     if hit is None:
         if len(_LAYER_CACHE) > 50_000:

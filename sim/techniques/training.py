@@ -35,6 +35,8 @@ class ParallelIn(BaseModel):
     schedule: Literal["gpipe", "1f1b", "interleaved"] = "1f1b"
     virtual_stages: int = Field(default=1, ge=1, description="model chunks per stage (interleaved)")
     overlap_grad_reduce: bool = Field(default=True, description="bucketed DP gradient reduction during backward")
+    tp_comm_overlap: bool = Field(default=False, description="TP collectives chunked and overlapped with the "
+                                                             "adjacent GEMMs (Megatron-Core/TE userbuffers, MegaScale)")
     overlap_param_gather: bool = Field(default=False, description="ZeRO-1/2 parameter all-gather hidden "
                                                                   "behind the next forward (Megatron-Core)")
 
