@@ -523,7 +523,11 @@ def _trtllm_static(r, notes):
         raise Unmapped("per-GPU vs total throughput not stated for the A100 table with TP > 1")
     if fp8:
         notes.append("FP8 weights, activations and KV cache")
-    scen = _inference(dev, _model(r["model"], notes), int(r["global_batch"]), prompt, gen, dt, dt, tp)
+    notes.append("TensorRT-LLM v0.6.1 generation attention is the masked-MHA plugin kernel, which reads the "
+                 "KV cache once per query head; the GQA-aware XQA kernel came in v0.8 (TensorRT-LLM blog "
+                 "XQA-kernel.md: 2.4x Llama-70B throughput at 128/2048): kv_head_sharing false")
+    scen = _inference(dev, _model(r["model"], notes), int(r["global_batch"]), prompt, gen, dt, dt, tp,
+                      kv_head_sharing=False)
     return "inference", scen, None, "tokens_per_s", value
 
 
@@ -551,11 +555,17 @@ def _decode_batch1(r, notes, prompt: int, gen: int, why: str):
     w = WEIGHTS[r["precision"]]
     kv = "bf16" if w != "fp16" else "fp16"
     extra = {}
+    if w == "int8" and "weight-only" in r["precision"]:
+        extra["act_dtype"] = "bf16"
+        notes.append(f"'{r['precision']}': int8 weights dequantised into bf16 GEMMs (act_dtype bf16; "
+                     "weights 'int8' alone would mean W8A8)")
     if "2:4" in r["precision"]:
-        extra["sparsity"] = 0.5
-        notes.append("2:4 sparse INT4 weights: sparsity 0.5")
-    if "g64" in r["precision"] or "G=32" in r["precision"]:
-        notes.append(f"weight group size {'64' if 'g64' in r['precision'] else '32'} (schema has no group field)")
+        extra.update(sparsity=0.5, sparsity_pattern="2:4")
+        notes.append("2:4 sparse INT4 weights (Sparse-Marlin): sparsity 0.5, sparsity_pattern 2:4")
+    m = re.search(r"\b[gG]=?(\d+)\b", r["precision"])
+    if w == "int4" and m:
+        extra["group_size"] = int(m.group(1))
+        notes.append(f"weight group size {m.group(1)} as the precision column states")
     notes.append(f"batch-1 decode throughput stored as time per output token = 1/value; {why}")
     scen = _inference(dev, _model(r["model"], notes), 1, prompt, gen, w, kv, tp, **extra)
     return "inference", scen, None, "tpot_s", 1.0 / float(r["value"])
@@ -572,9 +582,17 @@ HW_E2E = {"A100-SXM4-80GB (330 W power cap)": "A100-SXM4-80GB", "A100-80GB (sing
 def _qserve(r, notes):
     dev = device(HW_E2E[r["hardware"]])[0]
     prompt, gen = _lens(r["seq_len"])
-    notes += ["QServe W4A8KV4: 4-bit weights, 8-bit activations (no activation dtype in the schema), 4-bit KV",
+    notes += ["QServe W4A8KV4: 4-bit weights into INT8 Tensor Cores (weights w4a8), 8-bit activations, 4-bit KV",
               "max-throughput batch from QServe's table; generation throughput = output tokens/s"]
-    scen = _inference(dev, _model(r["model"], notes), int(r["global_batch"]), prompt, gen, "int4", "int4")
+    extra = {}
+    g = re.search(r"per-group g(\d+)", r["precision"])
+    if g:
+        extra["group_size"] = int(g.group(1))
+        notes.append(f"per-group weight scales, group {g.group(1)} (precision column)")
+    elif "per-channel" in r["precision"]:
+        extra["group_size"] = "channel"
+        notes.append("per-channel weight scales (precision column)")
+    scen = _inference(dev, _model(r["model"], notes), int(r["global_batch"]), prompt, gen, "w4a8", "int4", **extra)
     return "inference", scen, None, "tokens_per_s", float(r["value"])
 
 
@@ -607,10 +625,12 @@ def _spec_bench(r, notes):
         raise Unmapped(f"{method} drafts without a draft model (prompt lookup / Jacobi lookahead)")
     notes += ["mean accepted tokens per step as Spec-Bench prints it (tokens per target forward)",
               "prompt and output lengths not in the row: 256 / 512 assumed (the ratio barely depends on them)",
-              "speedup = autoregressive time / speculative time, batch 1, greedy"]
+              "speedup = autoregressive time / speculative time, batch 1, greedy",
+              "Spec-Bench runs each method's Hugging Face / PyTorch code eagerly (leaderboard: PyTorch 2.5.1), "
+              "baseline included: no CUDA graphs (cuda_graphs false)"]
     spec = {"draft_model": draft, "k": k, "mean_accepted": acc}
-    scen = _inference(dev, model, 1, 256, 512, "fp16", "fp16", speculative=spec)
-    base = _inference(dev, model, 1, 256, 512, "fp16", "fp16")
+    scen = _inference(dev, model, 1, 256, 512, "fp16", "fp16", speculative=spec, cuda_graphs=False)
+    base = _inference(dev, model, 1, 256, 512, "fp16", "fp16", cuda_graphs=False)
     return "speculative", scen, base, "speedup", float(r["value"])
 
 
@@ -625,8 +645,24 @@ def _vllm_perf(r, notes):
               "scheduler limit 256 sequences in flight assumed (vLLM's default max_num_seqs)",
               f"request throughput x mean output {gen} tokens = output tokens/s",
               "dtype not stated: bf16 weights and KV assumed"]
-    scen = _inference(dev, _model(r["model"], notes), 256, prompt, gen, "bf16", "bf16", tp,
-                      arrival={"rate_per_s": 1e6, "requests": 500})
+    arrival = {"rate_per_s": 1e6, "requests": 500}
+    if "ShareGPT" in r["seq_len"]:
+        arrival["length_dist"] = "exponential"
+        notes.append("ShareGPT prompts keep each conversation's own lengths (widely spread, long-tailed; the "
+                     "source gives only the means): exponential lengths around the means assumed (CV 1)")
+    else:
+        notes.append("sonnet synthetic prompts: fixed input and output lengths")
+    fw = r["framework"]
+    if fw.startswith(("vLLM v0.6", "SGLang")):
+        arrival["scheduler"] = "prefill_first"
+        notes.append(f"{fw} schedules waiting prefills in their own steps, not mixed with decodes (vLLM v0 "
+                     "scheduler, chunked prefill off below 32K context; SGLang's default, mixed chunks off): "
+                     "scheduler prefill_first")
+    else:
+        arrival["scheduler"] = "chunked"
+        notes.append(f"{fw} in-flight batching runs new contexts in the same iterations as decodes: "
+                     "scheduler chunked (mixed steps)")
+    scen = _inference(dev, _model(r["model"], notes), 256, prompt, gen, "bf16", "bf16", tp, arrival=arrival)
     return "serving", scen, None, "tokens_per_s", float(r["value"]) * gen
 
 
@@ -647,6 +683,7 @@ def _flexgen(r, notes):
     tier = re.search(r"lowest offload tier: (\w+)", r["parallelism"]).group(1)
     w = kv = "int4" if r["precision"].startswith("4-bit") else "fp16"
     prompt, gen = _lens(r["seq_len"])
+    flexgen = r["framework"].startswith("FlexLLMGen")
     notes += [f"{r['framework']}; effective batch {r['global_batch']} from FlexGen's batch-size table",
               "generation throughput = generated tokens / (prefill + decode time)"]
     offload = None
@@ -655,12 +692,25 @@ def _flexgen(r, notes):
         notes += ["lowest tier CPU: weights offloaded to host DRAM",
                   "GCP host (208 GB DRAM, 1.5 TB SSD) is not in the host zoo: the T4's default host stands in "
                   "(the T4's own PCIe Gen3 x16 link bounds the streaming)"]
+        if flexgen and w == "int4":
+            offload["kv_cache"] = "cpu"
+            notes.append("FlexGen's benchmark/flexgen/bench_suite.py (suite_175b_1x1_comp, prompt 512: "
+                         "--percent 0 100 0 100 0 100, GPU batch 48 x 3, no --cpu): compressed KV cache in "
+                         "host DRAM too, fetched to the GPU each step; attention on the GPU")
     elif tier != "GPU":
         raise Unmapped("mixed CPU/disk placement on a GCP host not in the host zoo: the stand-in host's "
                        "NVMe figures would decide the result")
-    if w == "int4":
-        notes.append("4-bit group-wise compression of weights and KV cache")
     extra = {"offload": offload} if offload else {}
+    if flexgen:
+        extra["attn_impl"] = "naive"
+        notes.append("FlexGen computes attention with torch.bmm + softmax (pytorch_backend.py "
+                     "_attention_value): attn_impl naive")
+    if w == "int4":
+        extra.update(group_size=64, kv_group_size=64, dequant="torch")
+        notes.append("4-bit group-wise compression of weights and KV cache, group 64 (FlexGen flex_opt.py "
+                     "CompressionConfig(num_bits=4, group_size=64)); decompressed before every use by "
+                     "PyTorch ops (compression.py decompress: nibble unpack, div_ scale, add_ min) into a "
+                     "16-bit copy: dequant torch")
     scen = _inference("T4", _model(r["model"], notes), int(r["global_batch"]), prompt, gen, w, kv, **extra)
     return ("offload" if offload else "inference"), scen, None, "tokens_per_s", float(r["value"])
 

@@ -265,6 +265,30 @@ def make_plan(wl: InferenceIn, system, model, *, weights: str | None = None, tp:
 
 
 # ---- pricing ----------------------------------------------------------------------------------
+def dequant_passes(mode: str, packed_bytes: float, n: float, out_b: float, dev, name: str) -> list:
+    """Kernels that expand ``n`` packed low-bit values (``packed_bytes`` with their scales) into a
+    16-bit copy of ``out_b`` bytes per value, before a 16-bit GEMM or attention reads it.
+
+    unfused: one CUDA kernel reads the packed bytes and writes the copy (``dequant_ops_per_weight``
+    ALU ops per value): the older GPTQ/AutoGPTQ path.
+    torch: FlexGen's ``TorchCompressedDevice.decompress`` (compression.py), six PyTorch elementwise
+    kernels over the whole tensor: high nibbles (``packed >> 4``) and low nibbles (``packed & 0xF``)
+    each into a uint8 temporary and then scattered into every other element of the 16-bit buffer,
+    then ``div_(scale)`` and ``add_(min)`` in place. Strided stores are counted at the width of the
+    buffer they dirty (every DRAM sector of it is written), so per value 6 B are read and 9 B written
+    on top of the packed bytes' share."""
+    if mode == "unfused":
+        return [Elementwise(bytes_read=packed_bytes, bytes_written=n * out_b,
+                            flops=n * eff(dev, "dequant_ops_per_weight"), name=name)]
+    nib = n / 2                                          # each nibble pass makes one uint8 per pair of values
+    return [Elementwise(packed_bytes, nib, flops=nib, name=f"{name}_shift"),
+            Elementwise(nib, n * out_b, name=f"{name}_scatter_hi"),
+            Elementwise(packed_bytes, nib, flops=nib, name=f"{name}_mask"),
+            Elementwise(nib, n * out_b, name=f"{name}_scatter_lo"),
+            Elementwise(n * out_b, n * out_b, flops=n, name=f"{name}_div_scale"),
+            Elementwise(n * out_b, n * out_b, flops=n, name=f"{name}_add_min")]
+
+
 @dataclass
 class Agg:
     """Priced ops summed: time, FLOPs, kernel count, time per bound resource and per op kind."""
@@ -325,8 +349,10 @@ class StepModel:
 
     # -- per-layer pieces ------------------------------------------------------------------
     def _gemm(self, op) -> list:
-        """The op as the plan runs it; an unfused dequantisation becomes its own bandwidth-bound
-        kernel (read the packed weights, write a 16-bit copy) followed by a 16-bit GEMM."""
+        """The op as the plan runs it. With ``dequant`` unfused/torch the low-bit weights are first
+        expanded to a 16-bit copy by separate bandwidth-bound kernels (``dequant_passes``), then
+        a 16-bit GEMM reads that copy; fused kernels dequantise inside the GEMM (``Gemm.dequant_overlap``
+        says how much of that CUDA-core work hides under the MMA and loads)."""
         g = gemm_op(self.p, op)
         if self.p.dequant == "fused" or not isinstance(g, Gemm) or g.w_dtype is None or g is op:
             return [g]
@@ -334,9 +360,8 @@ class StepModel:
         dev = self.p.system.device
         packed = weight_format(g, dev).bytes * g.batch
         n_w = g.k * g.n * g.batch
-        deq = Elementwise(bytes_read=packed, bytes_written=n_w * DTYPE_BYTES[self.p.act],
-                          flops=n_w * eff(dev, "dequant_ops_per_weight"), name=f"{op.name}_dequant")
-        return [deq, replace(g, dtype=self.p.act, w_dtype=None, group_size=op.group_size)]
+        deq = dequant_passes(self.p.dequant, packed, n_w, DTYPE_BYTES[self.p.act], dev, f"{op.name}_dequant")
+        return deq + [replace(g, dtype=self.p.act, w_dtype=None, group_size=op.group_size, dequant_overlap=None)]
 
     def layer_dense(self, tokens: int) -> Agg:
         """Non-attention ops of one layer on ``tokens`` tokens, plus its two TP all-reduces."""
@@ -355,7 +380,12 @@ class StepModel:
         return a
 
     def layer_attn(self, batch: int, seq_q: int, seq_kv: int) -> Agg:
-        """Attention of one layer: ``batch`` sequences of ``seq_q`` new tokens over ``seq_kv`` keys."""
+        """Attention of one layer: ``batch`` sequences of ``seq_q`` new tokens over ``seq_kv`` keys.
+
+        A decode kernel without GQA awareness (``kv_head_sharing: false``) streams its group's K/V
+        once per query head: priced as attention with as many KV heads as query heads. A quantised
+        cache with ``dequant`` unfused/torch is first expanded to 16 bits (the cached tokens only;
+        the step's own K/V are fresh), then attention reads the 16-bit copy."""
         p = self.p
         if p.kv_budget:
             seq_kv = min(seq_kv, p.kv_budget + seq_q)
@@ -364,10 +394,23 @@ class StepModel:
             return self._attn[key]
         m = p.model
         kv_dtype = None if p.kv_dtype in ("fp16", "bf16") else p.kv_dtype
-        op = Attention(batch=batch, heads=m.heads // p.tp, kv_heads=max(1, m.n_kv_heads // p.tp), seq_q=seq_q,
-                       seq_kv=seq_kv, head_dim=m.d_head, causal=seq_q > 1, dtype=p.act, impl=p.attn_impl,
-                       kv_dtype=kv_dtype, name="attn")
-        self._attn[key] = a = price([op], p.system)
+        heads = m.heads // p.tp
+        kv_heads = max(1, m.n_kv_heads // p.tp)
+        if not p.kv_head_sharing and seq_q == 1:
+            kv_heads = heads
+        ops = []
+        cached = seq_kv - seq_q
+        if kv_dtype and p.dequant != "fused":
+            if cached > 0:
+                n = 2.0 * batch * cached * kv_heads * m.d_head
+                wl = p.wl
+                packed = n * kv_cache.kv_elem_bytes(kv_dtype, wl.kv_group_size if wl else 128)
+                ops += dequant_passes(p.dequant, packed, n, DTYPE_BYTES[p.act], p.system.device, "kv_dequant")
+            kv_dtype = None
+        ops.append(Attention(batch=batch, heads=heads, kv_heads=kv_heads, seq_q=seq_q, seq_kv=seq_kv,
+                             head_dim=m.d_head, causal=seq_q > 1, dtype=p.act, impl=p.attn_impl,
+                             kv_dtype=kv_dtype, name="attn"))
+        self._attn[key] = a = price(ops, p.system)
         return a
 
     def head(self, tokens_in: int, tokens_out: int) -> Agg:
