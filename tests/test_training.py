@@ -150,11 +150,19 @@ def test_ulysses_volume_constant_when_sequence_and_gpus_grow_together():
     {"parallel": {"dp": 8, "overlap_grad_reduce": True}},
     {"parallel": {"dp": 8, "zero": 1}},
     {"parallel": {"dp": 8, "zero": 3}},
+    {"offload": {"optimizer": "cpu", "activations": "cpu"}, "global_batch": 4, "micro_batch": 1},
+    {"offload": {"optimizer": "nvme", "params": "nvme", "activations": "nvme", "overlap_optimizer_step": True},
+     "parallel": {"zero": 3}, "global_batch": 4, "micro_batch": 1},
 ])
 def test_des_equals_analytical(extra):
-    a = predict(scenario(**extra))
-    d = predict(scenario(engine="des", **extra))
-    assert d.time_s == pytest.approx(a.time_s, rel=0.01)
+    """Pipelined path: equal to 1%. Layerwise path (ZeRO-3, offload): the closed form charges each
+    forward/backward pass a fresh pipeline fill that the DES partly hides by prefetching across the
+    pass boundary, and gathers and reduce-scatters share one link there: within 3%."""
+    gpus = 1 if "offload" in extra else 8
+    a = predict(scenario(gpus=gpus, **extra))
+    d = predict(scenario(gpus=gpus, engine="des", **extra))
+    layerwise = "offload" in extra or extra.get("parallel", {}).get("zero") == 3
+    assert d.time_s == pytest.approx(a.time_s, rel=0.03 if layerwise else 0.01)
 
 
 def test_des_timeline_export():

@@ -99,29 +99,53 @@ def closed_form(step: Step) -> Times:
 
 
 def _mb_times(step: Step) -> tuple[float, float]:
+    """(forward, backward) of one micro-batch on the layerwise path: a flow line of the layers
+    through [fetch weights, all-gather, compute, write activations] forward and [fetch weights and
+    activations, all-gather + reduce-scatter, compute, gradients out] backward. The LM head's
+    forward and backward compute while the last activations are still being written; backward's
+    fetches start only then (the last activation written is the first read back)."""
     lw = step.lw
     n = lw["n"]
-    fwd = lw["emb_f"] + flow_line([lw["fetch_f"] * n, lw["ag"] * n, lw["f"] * n, lw["act_w"] * n], n) + lw["head_f"]
+    fetch, gather, comp = lw["fetch_f"] * n, lw["ag"] * n, lw["f"] * n
+    head = lw["head_f"] + (0.0 if step.zo is not None else lw["head_b"])
+    fwd = lw["emb_f"] + max(flow_line([fetch, gather, comp, lw["act_w"] * n], n),
+                            flow_line([fetch, gather, comp], n) + head)
     if step.zo is not None:
         return fwd, 0.0
-    # all-gathers and reduce-scatters share the GPU's network links: one stage of the line
-    bwd = lw["head_b"] + flow_line([lw["fetch_b"] * n, (lw["ag"] + lw["rs"]) * n, lw["b"] * n,
-                                    lw["grad_out"] * n], n) + lw["emb_b"]
+    bwd = flow_line([lw["fetch_b"] * n, (lw["ag"] + lw["rs"]) * n, lw["b"] * n], n) + lw["emb_b"]
     return fwd, bwd
+
+
+def _pipe_layerwise(step: Step, fwd: float, bwd: float, passes: int) -> float:
+    """All micro-batches: gradients stream out (device-to-host) on their own copy engine while the next
+    micro-batch computes, so only the last micro-batch's unhidden tail, or a copy engine busier
+    than the compute, adds to the sum of the passes."""
+    lw, n, m = step.lw, step.lw["n"], step.m
+    compute = m * (passes * fwd + bwd)
+    if step.zo is not None or lw["grad_out"] <= 0:
+        return compute
+    with_out = flow_line([lw["fetch_b"] * n, (lw["ag"] + lw["rs"]) * n, lw["b"] * n, lw["grad_out"] * n], n) \
+        + lw["emb_b"]
+    tail = max(0.0, with_out - bwd)
+    d2h = m * n * (lw["grad_out"] + lw["act_w"])
+    return max(compute + tail, fwd + d2h + lw["emb_b"])
 
 
 def host_step_time(step: Step) -> float:
     if step.host is None:
         return 0.0
-    legs = step.host["legs"]
-    return flow_line([legs["nvme_read"], legs["cpu"], legs["nvme_write"], legs["h2d_params"]], step.host["chunks"])
+    legs, k = step.host["legs"], step.host["chunks"]
+    if step.host["overlap"]:
+        k = max(k, step.lw["n"])
+    # reads and write-backs share the drives: one stage of the line
+    return flow_line([legs["nvme_read"] + legs["nvme_write"], legs["cpu"], legs["h2d_params"]], k)
 
 
 def _closed_layerwise(step: Step) -> Times:
     lw = step.lw
     fwd, bwd = _mb_times(step)
     passes = 2 if step.zo is not None else 1
-    t_pipe = step.m * (passes * fwd + bwd)
+    t_pipe = _pipe_layerwise(step, fwd, bwd, passes)
     tail = _dp_tail(step, 0)
     t_host = host_step_time(step)
     t_opt = step.opt[0] + step.param_ag[0]
@@ -133,8 +157,8 @@ def _closed_layerwise(step: Step) -> Times:
     elif step.host["dpu"]:
         t_end = max(t_pipe + tail, t_host) + step.sync_s + t_opt
         host_exposed = max(0.0, t_host - t_pipe - tail)
-    elif step.host["overlap"]:
-        host_exposed = max(0.0, t_host - bwd)
+    elif step.host["overlap"]:                  # per layer, starting when the first layer's gradients are out
+        host_exposed = max(t_host / lw["n"], t_host - (bwd - lw["b"]))
         t_end = t_pipe + max(tail, host_exposed) + step.sync_s + t_opt
     else:
         host_exposed = t_host
@@ -239,12 +263,15 @@ def _graph_layerwise(step: Step) -> tuple[Graph, dict]:
     comm_end = tail_dep
     if step.host is not None:
         legs, k = step.host["legs"], max(1, int(round(step.host["chunks"])))
+        if step.host["overlap"]:
+            k = max(k, n)                              # Fuyou: the step follows backward layer by layer
         host_tasks = []
         for q in range(k):
             if step.host["dpu"]:
                 deps = []                              # updates the previous iteration's gradients
             elif step.host["overlap"]:
-                deps = [grads_out[min(n - 1, (n * (k - q)) // k - 1 if k > 1 else 0)]] if grads_out else []
+                # chunk q holds the layers backward finishes q-th: its lowest layer ends last
+                deps = [grads_out[max(0, n - ((q + 1) * n) // k)]] if grads_out else []
             else:
                 deps = list(tail_dep)
             r = g.add(f"nvme_read{q}", "host/nvme_read", legs["nvme_read"] / k, deps, resource="nvme",
