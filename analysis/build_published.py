@@ -684,6 +684,7 @@ def _flexgen(r, notes):
     w = kv = "int4" if r["precision"].startswith("4-bit") else "fp16"
     prompt, gen = _lens(r["seq_len"])
     flexgen = r["framework"].startswith("FlexLLMGen")
+    extra_mb = 1
     notes += [f"{r['framework']}; effective batch {r['global_batch']} from FlexGen's batch-size table",
               "generation throughput = generated tokens / (prefill + decode time)"]
     offload = None
@@ -696,11 +697,17 @@ def _flexgen(r, notes):
             offload["kv_cache"] = "cpu"
             notes.append("FlexGen's benchmark/flexgen/bench_suite.py (suite_175b_1x1_comp, prompt 512: "
                          "--percent 0 100 0 100 0 100, GPU batch 48 x 3, no --cpu): compressed KV cache in "
-                         "host DRAM too, fetched to the GPU each step; attention on the GPU")
+                         "host DRAM too, fetched to the GPU each step; attention on the GPU; 3 GPU batches "
+                         "share each layer's weight fetch but decompress and compute one after another "
+                         "(micro_batches 3)")
+            extra_mb = 3
+
     elif tier != "GPU":
         raise Unmapped("mixed CPU/disk placement on a GCP host not in the host zoo: the stand-in host's "
                        "NVMe figures would decide the result")
     extra = {"offload": offload} if offload else {}
+    if extra_mb > 1:
+        extra["micro_batches"] = extra_mb
     if flexgen:
         extra["attn_impl"] = "naive"
         notes.append("FlexGen computes attention with torch.bmm + softmax (pytorch_backend.py "

@@ -164,6 +164,9 @@ class InferenceIn(_Strict):
     dequant_overlap: float | None = Field(default=None, ge=0, le=1, description=(
         "fused low-bit GEMMs: share of the CUDA-core dequantisation hidden under MMA/loads in this kernel "
         "(None: the device's simt_overlap)"))
+    micro_batches: int = Field(default=1, gt=0, description=(
+        "the batch passes each layer as this many micro-batches (FlexGen's num_gpu_batches): weights are "
+        "fetched once per layer and step, every GEMM, dequantisation and attention runs per micro-batch"))
     kv_head_sharing: bool = Field(default=True, description=(
         "decode attention reads each KV head once for all the query heads of its group (GQA-aware kernels); "
         "false: once per query head (TensorRT-LLM's masked MHA before XQA, v0.8)"))
@@ -466,11 +469,19 @@ class StepModel:
         tokens = n_decode * seq_q_decode + sum(c * q for c, q, _ in prefills)
         if tokens == 0:
             return Agg()
-        layer = Agg().add(self._dense_t(tokens))
-        if n_decode:
-            layer.add(self._attn_t(n_decode, seq_q_decode, decode_ctx))
-        for c, q, kv in prefills:
-            layer.add(self._attn_t(c, q, kv))
+        nb = p.wl.micro_batches if p.wl is not None else 1
+        if nb > 1:              # FlexGen's GPU batches: each layer's work once per micro-batch
+            layer = Agg().add(self._dense_t(-(-tokens // nb)), nb)
+            if n_decode:
+                layer.add(self._attn_t(-(-n_decode // nb), seq_q_decode, decode_ctx), nb)
+            for c, q, kv in prefills:
+                layer.add(self._attn_t(-(-c // nb), q, kv), nb)
+        else:
+            layer = Agg().add(self._dense_t(tokens))
+            if n_decode:
+                layer.add(self._attn_t(n_decode, seq_q_decode, decode_ctx))
+            for c, q, kv in prefills:
+                layer.add(self._attn_t(c, q, kv))
         out_tokens = n_decode * seq_q_decode + sum(c for c, _, _ in prefills)
         stage = self._stage(layer, n_decode, decode_ctx, prefills)
         gpu = stage.scaled(p.pp).add(self.pp_send(tokens), p.pp - 1).add(self.head(tokens, out_tokens))
