@@ -174,3 +174,86 @@ def test_errors():
         price_attention(attn(heads=16, kv_heads=3), DEV)
     with pytest.raises(InputError):
         price_attention(attn(kv_dtype="int5"), DEV)
+
+
+# ---------------------------------------------------------------- mechanisms (physics, not fitted values)
+def _hbm_util(c, op, dev):
+    kv = 2 * op.batch * op.kv_heads * op.seq_kv * op.head_dim * 2
+    return kv / c.time_s / dev.hbm_Bps
+
+
+def test_vllm_paged_decode_uses_more_bandwidth_as_batch_times_heads_grows():
+    """Little's law: one KV block per warp in flight; more sequences x heads put more warps in flight
+    until the HBM rate is covered, never above it."""
+    utils = []
+    for batch in (1, 2, 4, 8, 16, 64, 256):
+        op = attn(batch=batch, heads=32, kv_heads=32, seq_q=1, seq_kv=1024, impl="paged")
+        utils.append(_hbm_util(price_attention(op, H100), op, H100))
+    assert all(b >= a * (1 - 1e-9) for a, b in zip(utils, utils[1:]))
+    assert utils[0] < 0.5 * utils[-1]                       # batch 1 is latency-bound
+    assert utils[-1] <= 1.0
+    c1 = price_attention(attn(batch=1, heads=32, kv_heads=32, seq_q=1, seq_kv=1024, impl="paged"), H100)
+    assert c1.detail["fwd"]["latency_bound"] and c1.detail["fwd"]["kernel"] == "vllm_paged_v2"
+
+
+def test_vllm_paged_v1_v2_rule():
+    """vLLM: v2 (512-token partitions + a reduce kernel) unless one partition suffices or there are
+    more than 512 sequences x heads (for contexts up to 8192)."""
+    def kern(b, s):
+        return price_attention(attn(batch=b, heads=32, kv_heads=32, seq_q=1, seq_kv=s, impl="paged"),
+                               H100).detail["fwd"]
+    assert kern(1, 512)["kernel"] == "vllm_paged_v1"
+    assert kern(1, 4096)["kernel"] == "vllm_paged_v2" and kern(1, 4096)["split_kv"] == 8
+    assert kern(32, 4096)["kernel"] == "vllm_paged_v1"          # 32 x 32 > 512
+    assert kern(32, 16384)["kernel"] == "vllm_paged_v2"         # beyond 8192 always partitioned
+
+
+def test_pipelined_decode_beats_vllm_at_batch_one():
+    """FlashInfer-style split-KV decode with prefetch covers the latency that vLLM's per-block walk exposes."""
+    kw = dict(batch=1, heads=32, kv_heads=32, seq_q=1, seq_kv=1024)
+    assert price_attention(attn(impl="flashinfer", **kw), H100).time_s < \
+        price_attention(attn(impl="paged", **kw), H100).time_s
+
+
+def test_flash3_hides_more_softmax_with_more_kv_blocks_per_cta():
+    """FA3's GEMM-softmax overlap is a software pipeline over the K/V blocks of a CTA: its fill and
+    drain are exposed, so the efficiency rises with the sequence length at equal total work."""
+    effs = []
+    for s in (256, 1024, 4096, 16384):
+        op = attn(batch=16384 // s, heads=16, kv_heads=16, seq_q=s, seq_kv=s, impl="flash3")
+        c = price_attention(op, H100)
+        effs.append(c.flops / c.time_s)
+    assert effs == sorted(effs)
+    assert effs[-1] < H100.peak_flops("fp16")
+
+
+def test_causal_short_sequences_pay_the_diagonal_mask():
+    """Blocks the causal diagonal crosses pay the mask's ALU ops; at short sequences they are a large
+    share of the visited blocks, so causal efficiency (FLOP convention) sits further below non-causal."""
+    def eff(s, causal):
+        op = attn(batch=16384 // s, heads=16, kv_heads=16, seq_q=s, seq_kv=s, causal=causal, head_dim=64)
+        c = price_attention(op, H100)
+        return c.flops / c.time_s
+    assert eff(512, True) / eff(512, False) < eff(8192, True) / eff(8192, False) <= 1.0
+
+
+def test_naive_layout_copies_are_o_s_d():
+    """The PyTorch reference copies Q, K, V and O between (batch, seq, heads, d) and (batch*heads,
+    seq, d): 4 copies of B*S*H*d elements forward, independent of the S^2 score passes."""
+    op = attn(batch=2, heads=16, kv_heads=16, seq_q=2048, seq_kv=2048, impl="naive")
+    ks = {k["name"] for k in price_attention(op, DEV).detail["fwd"]["kernels"]}
+    assert {"q_layout", "k_layout", "v_layout", "o_layout"} <= ks
+    # decode from an MHA KV cache (already head-major): no K/V copy
+    dec = attn(batch=2, heads=16, kv_heads=16, seq_q=1, seq_kv=2048, impl="naive")
+    ks = {k["name"] for k in price_attention(dec, DEV).detail["fwd"]["kernels"]}
+    assert "k_layout" not in ks and "q_layout" in ks
+
+
+def test_mma_sync_kernels_gain_little_from_a_second_cta():
+    """mma.sync kernels (FA2) run softmax and matmul in sequence: halving the per-CTA shared memory
+    (two CTAs per SM instead of one) barely changes the time per score on Hopper."""
+    c = price_attention(attn(impl="flash2", head_dim=64), H100)
+    f = c.detail["fwd"]
+    assert f["ctas_per_sm"] >= 2
+    scores_per_sm = 4 * 16 * 4096 * 4096 / H100.sms
+    assert c.time_s >= 0.95 * (f["matmul_s_per_score"] + f["softmax_s_per_score"]) * scores_per_sm

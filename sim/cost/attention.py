@@ -7,7 +7,12 @@ to the bottom-right, 1 - Sq/(2*Skv) for Sq <= Skv); backward 2.5x, forward+backw
 naive: the PyTorch reference. Two batched GEMMs (QK^T writes S to HBM, PV reads P) and a softmax
 kernel (reads S, writes P), one more read+write pass of S for the causal mask; backward: four
 GEMMs and the softmax backward (reads P and dP, writes dS). Each is priced by the GEMM and
-elementwise models and the kernels run one after another.
+elementwise models and the kernels run one after another. Around them sit the layout copies a
+PyTorch model makes: Q, K and V arrive as (batch, seq, heads, d) views of the projection output
+and bmm needs (batch*heads, seq, d) contiguous, so each is copied (K and V expanded to all query
+heads, as repeat_kv does for GQA), and the output is copied back to (batch, seq, heads*d); the
+backward copies dO in and dQ, dK, dV back (dK, dV summed over the query heads of a KV head).
+These copies are O(S d) against the O(S^2) score passes, so they matter at short sequences.
 
 tiled (flash1, flash2/flash, flash3, paged): one kernel over Br x Bc tiles of the score matrix,
 the tile sizes the largest that fit Q plus double-buffered K and V in shared memory.
@@ -26,9 +31,25 @@ the tile sizes the largest that fit Q plus double-buffered K and V in shared mem
   warp-level mma.sync, which on Hopper and later reaches only ``mma_sync_fraction`` of the peak.
 * Decode (query rows per KV head <= a tile: Sq * H/Hkv <= 128): the query heads of a KV head are
   packed into one tile, K/V streamed once: KV bytes = B*Skv*Hkv*d*2*bytes(kv_dtype) (+ scales for
-  sub-byte types). When too few CTAs exist to fill the SMs, flash2/flash3/paged split the KV
+  sub-byte types). When too few CTAs exist to fill the SMs, flash2/flash3/flashinfer split the KV
   sequence (FlashDecoding) and combine partials in a second kernel. The bandwidth obeys Little's
   law: CTAs x one prefetched K+V stage in flight / DRAM latency.
+* flash3's overlap of softmax with GEMMs is a software pipeline across the K/V blocks of a CTA
+  (block j's softmax under block j+1's GEMMs): its first and last stages run alone, so a CTA that
+  visits n blocks hides at most (n-1)/n of what the steady state hides.
+
+paged (vLLM PagedAttention v1/v2, decode with one query per sequence): one CTA of
+``paged_warps_per_cta`` warps per (query head, sequence, 512-token partition); v2 (a partition
+per ``paged_partition_tokens`` and a second reduce kernel) unless the sequence fits one partition
+or sequences x heads > 512 (vLLM's rule, for contexts up to 8192). Each warp walks the KV blocks
+of ``paged_block_tokens`` tokens one at a time: it loads the block number from the block table,
+then the block's keys (then, after the softmax, its values), with no prefetch of the next block.
+So each warp has one block in flight and every step pays an L2 round trip (block table) plus a
+DRAM round trip: by Little's law the kernel reaches only (warps in flight x block bytes) /
+(l2 + DRAM latency), which at batch 1 is a fraction of the HBM rate; with many sequences the
+warps in flight cover the latency and the kernel streams at the HBM rate. K/V of a KV head are
+read by each of its query heads' CTAs (the repeats hit L2). flashinfer is priced as the
+pipelined split-KV decode above.
 """
 from __future__ import annotations
 
@@ -52,7 +73,8 @@ IMPLS = ("naive", "flash1", "flash2", "flash3", "flash", "paged",
 # memory-efficient kernel is the FA1-era CUTLASS kernel; FlashInfer's kernels are paged
 # (decode) attention. cuDNN's fused attention and CUTLASS's Hopper FMHA use wgmma/TMA with
 # producer-consumer warps on Hopper (the FA3 design), the FA2 design elsewhere.
-ALIASES = {"flash": "flash2", "sdpa": "flash2", "triton": "flash2", "xformers": "flash1", "flashinfer": "paged"}
+ALIASES = {"flash": "flash2", "sdpa": "flash2", "triton": "flash2", "xformers": "flash1"}
+SPLIT_KV_IMPLS = ("flash2", "flash3", "paged", "flashinfer")   # split the KV sequence when SMs are idle
 HOPPER_ALIASES = {"cudnn": "flash3", "cutlass": "flash3"}
 PASSES = {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}
 TILE_CHOICES = ((128, 128), (128, 64), (64, 64), (64, 32), (32, 32), (16, 32), (16, 16))
@@ -67,11 +89,14 @@ param("attn_bwd_alu_ops_per_score", 5.0,
       "CUDA-core ops per score element in the backward (recompute P: FFMA with the log-sum-exp; "
       "dS = P*(dP - D): subtract, multiply; scale; conversions of P and dS to 16 bits)",
       "FlashAttention-2 backward (Dao 2023, Alg. 2); counted from the algorithm", lo=1.0, hi=16.0)
-param("attn_flash3_overlap", 0.8,
+param("attn_flash3_overlap", 0.4,
       "fraction of softmax (SFU + CUDA-core) time FlashAttention-3 hides under its GEMMs",
       "FA3 (Shah et al. 2024, Sec. 3.1-3.2): ping-pong scheduling of two warpgroups hides one's "
       "softmax under the other's GEMMs, intra-warpgroup pipelining overlaps the rest; named-barrier "
-      "synchronisation and register pressure leave a residue; physical reasoning", lo=0.0, hi=1.0)
+      "synchronisation and register pressure leave a residue. FA3's ablation (hdim 128, 8K, BF16) "
+      "loses 14% (661 -> 570 TFLOP/s) without warp specialisation and 12% (-> 582) without the "
+      "intra-warpgroup pipelining, against the ~1.6x a full overlap of a softmax costing ~60% of the "
+      "matmul time would be worth: about 0.4 of the softmax is hidden", lo=0.0, hi=1.0)
 param("mma_sync_fraction", 0.6,
       "fraction of the matrix peak the warp-level mma.sync instruction reaches on architectures "
       "whose peak needs the asynchronous warpgroup MMA (Hopper, Blackwell); 1 elsewhere",
@@ -83,9 +108,39 @@ param("attn_flash1_warps", 4.0,
       "per K/V block ('split-K' work partitioning)",
       "FlashAttention-2 paper (Dao 2023, Sec. 3.3) describing FlashAttention-1's 4-warp split-K scheme",
       lo=1.0, hi=16.0)
+param("mma_sync_cta_overlap", 0.0,
+      "share of the overlap co-resident CTAs could give (softmax of one under the matmuls of another: "
+      "1 - 1/CTAs per SM) that kernels built on the warp-level mma.sync realise",
+      "mma.sync reads its A, B and C operands from the register file on every instruction, the same "
+      "register-file bandwidth the softmax's FP32/SFU instructions need, and each warp waits for its "
+      "own MMA results (synchronous MMA); the FA3 paper (Shah et al. 2024, Sec. 3.1) describes "
+      "FlashAttention-2's softmax and GEMMs as running in sequence and builds FA3's overlap on the "
+      "asynchronous wgmma, which reads operands from shared memory", lo=0.0, hi=1.0)
+param("attn_mask_alu_ops_per_score", 3.0,
+      "CUDA-core ops per score element to apply the causal mask in a block the diagonal crosses "
+      "(column index, compare against the row's limit, select -inf); blocks wholly below the "
+      "diagonal skip it",
+      "FlashAttention-2 flash::apply_mask_causal, applied only to the blocks that intersect the "
+      "diagonal; counted from the algorithm", lo=0.0, hi=16.0)
 param("smem_bytes_per_clk_per_sm", 128.0,
       "shared-memory bandwidth per SM per clock",
       "32 banks x 4 bytes per clock (CUDA C++ Programming Guide, shared memory)", lo=32.0, hi=1024.0)
+param("paged_block_tokens", 16.0,
+      "tokens per KV-cache block of vLLM's paged attention (one block is what a warp loads per step)",
+      "vLLM default block_size 16 (vllm/config.py CacheConfig; csrc/attention kernels templated on it)",
+      lo=1.0, hi=256.0)
+param("paged_partition_tokens", 512.0,
+      "tokens per partition (CTA) of vLLM's paged attention v2",
+      "vLLM csrc/attention/paged_attention_v2.cu PARTITION_SIZE = 512; vllm/attention/ops/paged_attn.py "
+      "_PARTITION_SIZE", lo=16.0, hi=65536.0)
+param("paged_warps_per_cta", 4.0,
+      "warps per CTA of vLLM's paged attention kernel",
+      "vLLM csrc/attention: NUM_THREADS = 128", lo=1.0, hi=32.0)
+param("paged_regs_per_thread", 128.0,
+      "registers per thread of vLLM's paged attention kernel (query vector, key/value vectors of a "
+      "thread group, partial sums); with the register file it caps the CTAs resident per SM",
+      "physical reasoning: head size 128 spread over a 2-thread group holds 64 query + 64 key "
+      "elements plus accumulators and addresses; to be calibrated", lo=32.0, hi=255.0)
 param("kv_quant_group_size", 32.0,
       "KV-cache elements per quantisation group for sub-byte KV dtypes (int4, int2 ...)",
       "KIVI (Liu et al. 2024) quantises the KV cache in groups of 32 with an fp16 scale and zero point",
@@ -141,21 +196,30 @@ def _check(op: Attention, dev) -> str:
     if impl == "flash3" and dev.arch != "hopper":
         raise InputError("scenario", "workload.impl",
                          f"flash3 needs a Hopper GPU (wgmma, TMA); {dev.name} is {dev.arch}")
-    if op.pass_ != "fwd" and impl == "paged":
+    if op.pass_ != "fwd" and impl in ("paged", "flashinfer"):
         raise InputError("scenario", "workload.pass", "paged attention is an inference (forward) kernel")
     return impl
 
 
 # ----------------------------------------------------------------------------- per-element time
-def _score_time(dev, op: Attention, impl: str, bwd: bool, cps: int, Bc: int) -> tuple[float, float, float]:
-    """Seconds one SM spends per score element: (total, matmul part, softmax part)."""
+def _score_time(dev, op: Attention, impl: str, bwd: bool, cps: int, Bc: int,
+                kv_blocks: float = math.inf, masked: float = 0.0) -> tuple[float, float, float]:
+    """Seconds one SM spends per score element: (total, matmul part, softmax part).
+
+    ``kv_blocks``: K/V blocks one CTA visits; flash3's software pipeline hides softmax only in its
+    steady state, (n-1)/n of the blocks. ``masked``: share of the visited score elements in blocks
+    the causal diagonal crosses (they pay the mask's ALU ops)."""
     sms, d = dev.sms, op.head_dim
     mma = 1.0 if (impl == "flash3" or dev.arch not in ASYNC_MMA_ARCHS) else eff(dev, "mma_sync_fraction")
     rate = tc_peak(dev, op.dtype) * eff(dev, "tc_peak_fraction") * mma / sms
     t_mm = (10.0 if bwd else 4.0) * d / rate
     alu = eff(dev, "attn_bwd_alu_ops_per_score" if bwd else "attn_fwd_alu_ops_per_score")
+    alu += masked * eff(dev, "attn_mask_alu_ops_per_score")
     t_nm = 1.0 / (sfu_ops_per_s(dev) / sms) + alu / (alu_ops_per_s(dev) / sms)
-    ov = eff(dev, "attn_flash3_overlap") if impl == "flash3" else 1.0 - 1.0 / cps
+    if impl == "flash3":
+        ov = eff(dev, "attn_flash3_overlap") * (1.0 - 1.0 / max(1.0, kv_blocks))
+    else:
+        ov = eff(dev, "mma_sync_cta_overlap") * (1.0 - 1.0 / cps)
     t = max(t_mm, t_nm) + (1.0 - ov) * min(t_mm, t_nm)
     if impl == "flash1":      # partial outputs of each warp reduced through shared memory, behind barriers
         smem_Bps = eff(dev, "smem_bytes_per_clk_per_sm") * dev.boost_clock_mhz * 1e6
@@ -181,6 +245,15 @@ def _visited(n_row_blocks: int, Br: int, Bc: int, sq: int, skv: int, causal: boo
     return np.clip(np.ceil(last_key / Bc), 0, nkb)
 
 
+def _masked(vis: np.ndarray, Br: int, Bc: int, sq: int, skv: int, causal: bool) -> float:
+    """Share of the visited (query block, KV block) pairs that the causal diagonal crosses."""
+    if not causal or vis.sum() == 0:
+        return 0.0
+    first_key = skv - sq + np.arange(len(vis)) * Br + 1          # keys visible to each block's first row
+    full = np.clip(np.floor(first_key / Bc), 0, vis)
+    return float((vis - full).sum() / vis.sum())
+
+
 def _makespan(per_cta: np.ndarray, copies: int, sms: int) -> float:
     """Work (score elements) on the busiest SM: wave-quantised, and at least the longest CTA."""
     n = len(per_cta) * copies
@@ -204,7 +277,7 @@ def _tiled_fwd(op: Attention, dev, impl: str) -> dict:
     vis = _visited(nqb, Br, Bc, sq, skv, op.causal and not pack, nkb)
     grid = units * nqb
     splits = 1
-    if impl in ("flash2", "flash3", "paged") and grid < sms:
+    if impl in SPLIT_KV_IMPLS and grid < sms:
         splits = max(1, min(nkb, ceil_div(sms, grid)))            # FlashDecoding: split the KV sequence
     chunks = 1
     if impl == "flash1" and units < sms:
@@ -216,7 +289,8 @@ def _tiled_fwd(op: Attention, dev, impl: str) -> dict:
     else:
         per_cta = vis / splits * Br * Bc
         copies = units * splits
-    t_el, t_mm, t_nm = _score_time(dev, op, impl, False, cps, Bc)
+    t_el, t_mm, t_nm = _score_time(dev, op, impl, False, cps, Bc, float(vis.mean()) / splits,
+                                   _masked(vis, Br, Bc, sq, skv, op.causal and not pack))
     n_ctas = len(per_cta) * copies
     waves = ceil_div(n_ctas, sms * cps)
     t_compute = _makespan(per_cta, copies, sms) * t_el + waves * eff(dev, "tile_overhead_s")
@@ -287,7 +361,7 @@ def _tiled_bwd(op: Attention, dev, impl: str) -> dict:
     else:
         per_cta = vis_kv * Br * Bc
         copies = units
-    t_el, t_mm, t_nm = _score_time(dev, op, impl, True, cps, Bc)
+    t_el, t_mm, t_nm = _score_time(dev, op, impl, True, cps, Bc, masked=_masked(vis_q, Br, Bc, sq, skv, op.causal))
     n_ctas = len(per_cta) * copies
     waves = ceil_div(n_ctas, sms * cps)
     t_compute = _makespan(per_cta, copies, sms) * t_el + waves * eff(dev, "tile_overhead_s")
@@ -327,20 +401,32 @@ def _naive_kernels(op: Attention, bwd: bool) -> list:
     BH, sq, skv, d, dt = op.batch * op.heads, op.seq_q, op.seq_kv, op.head_dim, op.dtype
     b = DTYPE_BYTES[dt]
     N = BH * sq * skv                                               # score elements
+    q_io = BH * sq * d * b                                          # one of Q, O, dO, dQ
+    kv_h, kv_g = BH * skv * d * b, op.batch * op.kv_heads * skv * d * b   # K or V: per query head, per KV head
+    # K and V need a copy unless they already sit head-major in a KV cache (decode) with one query head each
+    kv_copy = not (sq < skv and op.heads == op.kv_heads)
     if not bwd:
-        ks = [("qk", Gemm(m=sq, n=skv, k=d, batch=BH, dtype=dt))]
+        ks = [("q_layout", Elementwise(q_io, q_io))]
+        if kv_copy:
+            ks += [("k_layout", Elementwise(kv_g, kv_h)), ("v_layout", Elementwise(kv_g, kv_h))]
+        ks.append(("qk", Gemm(m=sq, n=skv, k=d, batch=BH, dtype=dt)))
         if op.causal:
             ks.append(("mask", Elementwise(N * b, N * b)))
         ks += [("softmax", Elementwise(N * b, N * b, flops=5.0 * N)),   # max, subtract, exp, sum, divide
-               ("pv", Gemm(m=sq, n=d, k=skv, batch=BH, dtype=dt))]
+               ("pv", Gemm(m=sq, n=d, k=skv, batch=BH, dtype=dt)),
+               ("o_layout", Elementwise(q_io, q_io))]
         return ks
-    ks = [("dv", Gemm(m=skv, n=d, k=sq, batch=BH, dtype=dt)),      # P^T dO
+    ks = [("do_layout", Elementwise(q_io, q_io)),
+          ("dv", Gemm(m=skv, n=d, k=sq, batch=BH, dtype=dt)),      # P^T dO
           ("dp", Gemm(m=sq, n=skv, k=d, batch=BH, dtype=dt)),      # dO V^T
           ("softmax_bwd", Elementwise(2 * N * b, N * b, flops=3.0 * N))]
     if op.causal:
         ks.append(("mask_bwd", Elementwise(N * b, N * b)))
     ks += [("dq", Gemm(m=sq, n=d, k=skv, batch=BH, dtype=dt)),     # dS K
-           ("dk", Gemm(m=skv, n=d, k=sq, batch=BH, dtype=dt))]     # dS^T Q
+           ("dk", Gemm(m=skv, n=d, k=sq, batch=BH, dtype=dt)),     # dS^T Q
+           ("dq_layout", Elementwise(q_io, q_io))]
+    if kv_copy:
+        ks += [("dk_layout", Elementwise(kv_h, kv_g)), ("dv_layout", Elementwise(kv_h, kv_g))]
     return ks
 
 
@@ -360,6 +446,51 @@ def _naive(op: Attention, dev, bwd: bool) -> dict:
                             score_bytes=op.batch * op.heads * op.seq_q * op.seq_kv * DTYPE_BYTES[op.dtype]))
 
 
+# ----------------------------------------------------------------------------- vLLM paged decode
+def _paged_vllm(op: Attention, dev) -> dict:
+    """vLLM PagedAttention v1/v2 decode: per-warp block walks, Little's law on one block per warp."""
+    B, H, Hkv, d, skv = op.batch, op.heads, op.kv_heads, op.head_dim, op.seq_kv
+    b, kvb = DTYPE_BYTES[op.dtype], kv_bytes_per_elem(op, dev)
+    sms = dev.sms
+    part, bt = eff(dev, "paged_partition_tokens"), eff(dev, "paged_block_tokens")
+    warps = max(1, int(eff(dev, "paged_warps_per_cta")))
+    parts = ceil_div(skv, part)
+    v2 = parts > 1 and not (skv <= 8192 and B * H > 512)          # vLLM's v1/v2 rule
+    splits = parts if v2 else 1
+    ctas = B * H * splits
+    tokens = min(skv, part) if v2 else skv                          # per CTA
+    regs = warps * 32 * eff(dev, "paged_regs_per_thread") * 4
+    smem = tokens * 4 + 2 * warps * d * 4                           # logits + cross-warp reduction buffers
+    cps = max(1, min(int(dev.register_file_kb_per_sm * 1024 // regs), int(dev.smem_bytes_per_sm // smem)))
+    conc = min(ctas, sms * cps)
+    lat = eff(dev, "dram_latency_s") + eff(dev, "l2_latency_s")     # block-table lookup, then the block
+    in_flight = conc * min(warps, ceil_div(tokens, bt)) * bt * d * kvb
+    kv_once = B * Hkv * skv * d * 2 * kvb
+    loaded = kv_once * (H // Hkv)                                   # each query head's CTA reads its KV head
+    q_bytes = o_bytes = B * H * d * b
+    partials = 2.0 * B * H * splits * (d * 4 + 8) if v2 else 0.0   # fp32 partial outputs, max and sum
+    hbm = kv_once + q_bytes + o_bytes
+    l2 = loaded + q_bytes * splits + o_bytes + partials
+    ceiling = dev.hbm_Bps * eff(dev, "hbm_efficiency")
+    achievable = min(ceiling, in_flight / lat)
+    # K phase, softmax barrier, V phase: two walks, each starting with one round trip
+    t_hbm = 2 * lat + max(hbm / ceiling, loaded / achievable)
+    t_l2 = l2_time(dev, l2)
+    flops = 4.0 * B * H * skv * d                                   # q.k and p.v on CUDA cores (FMA)
+    terms = {"hbm_bandwidth": t_hbm, "l2_bandwidth": t_l2, "vector_fp32": flops / dev.vector_flops}
+    serial = {}
+    t_dq = 0.0
+    if op.kv_dtype and op.kv_dtype != op.dtype:
+        t_dq = loaded / kvb * eff(dev, "kv_dequant_ops_per_elem") / (alu_ops_per_s(dev) * min(sms, conc) / sms)
+        ov = eff(dev, "simt_overlap")
+        terms["dequant_simt"], serial["dequant_simt"] = ov * t_dq, (1 - ov) * t_dq
+    time, bound, allterms = compose(terms, serial, 2 if v2 else 1, dev)
+    return dict(time=time, bound=bound, terms=allterms, hbm=hbm, l2=l2,
+                detail=dict(kernel="vllm_paged_v2" if v2 else "vllm_paged_v1", ctas=ctas, ctas_per_sm=cps,
+                            split_kv=splits, kv_bytes=kv_once, bytes_in_flight=in_flight,
+                            achievable_Bps=achievable, latency_bound=achievable < ceiling, dequant_s=t_dq))
+
+
 # ----------------------------------------------------------------------------- pricer
 @pricer(Attention)
 def price_attention(op: Attention, system) -> OpCost:
@@ -370,6 +501,8 @@ def price_attention(op: Attention, system) -> OpCost:
     for bwd in passes:
         if impl == "naive":
             res.append(_naive(op, dev, bwd))
+        elif impl == "paged" and op.seq_q == 1:
+            res.append(_paged_vllm(op, dev))
         else:
             res.append(_tiled_bwd(op, dev, impl) if bwd else _tiled_fwd(op, dev, impl))
     time = sum(r["time"] for r in res)
