@@ -23,14 +23,19 @@ from sim.techniques.memory import (dtype_bytes, layer_activation_bytes, optimize
 from sim.techniques.parallel import (Layout, dp_grad_op, dp_param_gather_op, ep_ops, group, group_system, p2p_op,
                                      ring_ops, tp_ops, ulysses_ops)
 
-param("host_dispatch_s", 10e-6,
-      "CPU time an eager framework spends issuing one GPU kernel or collective (Python module call, "
+param("host_dispatch_s", 14e-6,
+      "CPU time an eager framework spends per GPU kernel or collective it issues (Python module call, "
       "autograd bookkeeping, ATen dispatcher, caching allocator, cudaLaunchKernel); a layer's kernels "
       "cannot run faster than the CPU issues them",
-      "PyTorch eager dispatch ~5-25 us of CPU work per op ('From PyTorch op to kernel launch', "
-      "jiahuanglin.xyz GPU-kernel lessons 18); benchmarks/probe_eager_dispatch.py measures ~6 us per aten "
-      "op (views included), ~0.6 ms per GPT layer forward+backward at tiny sizes on this project's CPU, "
-      "to which a GPU adds cudaLaunchKernel's 2-5 us per kernel", lo=0.0, hi=1e-4)
+      "benchmarks/probe_eager_dispatch.py: a GPT layer's eager forward+backward at tiny sizes takes "
+      "~10.7 us of CPU per kernel as this model counts them, on this project's CPU without CUDA; plus "
+      "~3 us for cudaLaunchKernel on a GPU (PyTorch dispatch chain 5-25 us per op: 'From PyTorch op to "
+      "kernel launch', jiahuanglin.xyz GPU-kernel lessons 18)", lo=0.0, hi=1e-4)
+param("recompute_host_overhead_s", 4.7e-4,
+      "CPU time of activation checkpointing per layer and micro-batch beyond re-issuing the forward's "
+      "kernels (autograd function re-entry, RNG state save/restore, detach and re-run bookkeeping)",
+      "benchmarks/probe_eager_dispatch.py: reentrant torch.utils.checkpoint adds ~0.63 ms per GPT layer, "
+      "of which ~0.16 ms re-issues the forward's kernels, on this project's CPU", lo=0.0, hi=1e-2)
 param("train_iteration_overhead_s", 3e-3,
       "fixed per-iteration framework time outside the layers: optimizer and LR-scheduler bookkeeping, "
       "loss-scale and grad-norm host syncs, logging, the step's Python",
@@ -226,18 +231,21 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
                 group(system, L, "ep")[1]) if model.is_moe else 0.0
     n_comm = len(tp_ops(L, act)) + (4 if L.sp > 1 else 0) + (2 if L.ep > 1 else 0)
     n_f, n_b = eager_kernels(fwd, len(drop_f), not flash, True, model)
+    d = eff(system.device, "host_dispatch_s")
     gpu_f, gpu_b = t_f + tp_f + sp_f + ep_c, t_b + tp_b + sp_b + ep_c
-    f_total = _dispatch_floor(gpu_f, n_f + n_comm, system)
-    b_total = _dispatch_floor(gpu_b, n_b + n_comm, system)
-    rec = 0.0
-    if wl.recompute == "full":
-        rec = f_total
+    host_f, host_b = (n_f + n_comm) * d, (n_b + n_comm) * d
+    gpu_rec, host_rec = 0.0, 0.0
+    if wl.recompute == "full":                 # the layer's forward again, inside the checkpoint machinery
+        gpu_rec, host_rec = gpu_f, host_f + eff(system.device, "recompute_host_overhead_s")
     elif wl.recompute == "selective" and not flash:
-        rec = t_att_f
+        gpu_rec, host_rec = t_att_f, 4 * d + eff(system.device, "recompute_host_overhead_s")
+    # the GPU runs a layer's kernels no faster than the CPU issues them
+    f_total = max(gpu_f, host_f)
+    b_total = max(gpu_rec + gpu_b, host_rec + host_b)
     stored, working = layer_activation_bytes(model, b, s, L, wl.recompute, flash, dtype_bytes(wl.precision))
-    return {"f": f_total, "b": b_total + rec, "fwd_compute": t_f, "bwd_compute": t_b, "recompute": rec,
+    return {"f": f_total, "b": b_total, "fwd_compute": t_f, "bwd_compute": t_b, "recompute": gpu_rec,
             "tp_comm": (tp_f + tp_b) / 2, "sp_comm": sp_f + sp_b, "ep_comm": ep_c, "act_bytes": stored,
-            "host_bound_s": (f_total - gpu_f) + (b_total - gpu_b) + (rec - gpu_f if wl.recompute == "full" else 0),
+            "host_bound_s": (f_total - gpu_f) + (b_total - gpu_rec - gpu_b),
             "kernels": (n_f, n_b)}
 
 
