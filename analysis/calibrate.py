@@ -8,14 +8,17 @@ Why this shape:
   inside its declared [lo, hi]. Each family lists the few parameters its rows can pin down
   (``FAMILIES``); a parameter the rows do not move (its effect on every prediction is under 1%
   when it doubles) is left at its spec value, and a family fits at most one parameter per two
-  rows. Nothing here is a free regressor.
+  rows (a single row fits nothing: no residual would be left to check it). Nothing here is a
+  free regressor.
 * The objective is the log ratio log(predicted / measured), so a 10% miss weighs the same for a
   GEMM in TFLOP/s and a collective in GB/s, too fast and too slow alike, and a soft-L1 loss keeps
   one misread figure from dragging a whole family. A weak pull towards the spec value keeps a
   weakly constrained parameter where its source put it.
-* A parameter used by several families is fitted once per device, by the first family in
-  ``FAMILIES`` order that lists it and has rows; later families are fitted with that value in
-  place (e.g. ``hbm_efficiency`` from STREAM rows, then GEMM's Tensor Core fraction on top).
+* A parameter used by several families is fitted once per device, by its home family only (the
+  one whose rows measure it most directly); families are fitted in ``FAMILIES`` order, each with
+  the values fitted before it in place (``hbm_efficiency`` from STREAM rows, then GEMM's Tensor
+  Core fraction on top). Letting any family fit a shared parameter was tried and rejected: a
+  launch cost fitted to decode kernels made held-out small GEMMs 2x too slow.
 * The error quoted for a calibration is measured on rows it was not fitted to: k folds that hold
   out whole sources (a paper, a repository, one kernel on one measured machine), because rows of
   one source share its setup and would flatter the fit. Where a device's family has one source
@@ -56,38 +59,36 @@ class Family:
     why: str
 
 
-# Fitting order = ownership order: a parameter belongs to the first family listing it that has rows.
+# Each parameter has one home family, the one whose rows measure it most directly, and is fitted
+# only there; every other family uses that value (so a fixed cost fitted on decode kernels cannot
+# leak into GEMMs). Families are fitted in this order, each on top of the values fitted before.
 FAMILIES: tuple[Family, ...] = (
     Family("memory", ("hbm_efficiency", "dram_latency_s"), ("bytes",),
-           "STREAM-like kernels see the device-memory roof alone: its achievable fraction, and the "
-           "latency ramp when arrays are small"),
+           "STREAM-like kernels see the device-memory roof alone: the achievable fraction of the "
+           "spec bandwidth, and the latency ramp (Little's law) where arrays are small"),
     Family("l2", ("l2_efficiency", "l2_latency_s"), ("bytes",),
            "an L2-resident read sees the L2 roof alone"),
     Family("gemm", ("tc_peak_fraction", "tile_overhead_s", "launch_overhead_s"), ("m", "n", "k"),
-           "large GEMMs measure the sustained Tensor Core fraction; small ones the per-tile and "
-           "per-launch fixed costs"),
-    Family("attention", ("mma_sync_fraction", "attn_flash3_overlap", "tile_overhead_s", "tc_peak_fraction",
-                         "attn_fwd_alu_ops_per_score", "attn_bwd_alu_ops_per_score"),
-           ("batch", "seq_q", "seq_kv", "head_dim"),
-           "fused attention runs its matmuls at a fraction of the peak (mma.sync on Hopper for "
-           "FlashAttention-1/2, the overlap FlashAttention-3 achieves) with softmax work per score "
-           "and a fixed cost per CTA wave"),
-    Family("decode_attention", ("hbm_efficiency", "dram_latency_s", "launch_overhead_s", "kv_dequant_ops_per_elem"),
-           ("batch", "seq_kv", "head_dim"),
-           "decode attention streams the KV cache: the HBM fraction it reaches, the latency floor "
-           "(Little's law) of short caches, the launch cost, and the dequantisation of quantized KV"),
-    Family("lowbit_gemm", ("dequant_ops_per_weight", "simt_overlap", "hbm_efficiency"), ("m", "n", "k"),
-           "weight-only low-bit GEMMs stream packed weights and dequantise them on CUDA cores, "
-           "partly hidden under the loads"),
-    Family("sparse_gemm", ("sparse_extract_ops_per_nnz", "simt_overlap", "hbm_efficiency"), ("m", "n", "k"),
-           "load-as-sparse GEMMs stream the nonzeros and pay a per-nonzero extraction on CUDA cores"),
+           "large GEMMs measure the sustained Tensor Core fraction (clock under load, issue "
+           "overheads); small ones the fixed per-tile and per-launch costs"),
+    Family("attention", ("mma_sync_fraction", "attn_flash3_overlap", "attn_fwd_alu_ops_per_score",
+                         "attn_bwd_alu_ops_per_score"), ("batch", "seq_q", "seq_kv", "head_dim"),
+           "fused attention: the share of the matrix peak mma.sync reaches on Hopper (FlashAttention "
+           "1/2), how much softmax FlashAttention-3 hides under its GEMMs, and the CUDA-core work "
+           "per score element forward and backward"),
+    Family("decode_attention", ("kv_dequant_ops_per_elem",), ("batch", "seq_kv", "head_dim"),
+           "decode attention streams the KV cache (HBM parameters come from the memory family); "
+           "a quantized cache adds its dequantisation work"),
+    Family("lowbit_gemm", ("dequant_ops_per_weight", "simt_overlap"), ("m", "n", "k"),
+           "weight-only low-bit GEMMs dequantise on CUDA cores, partly hidden under the loads"),
+    Family("sparse_gemm", ("sparse_extract_ops_per_nnz",), ("m", "n", "k"),
+           "load-as-sparse GEMMs pay a per-nonzero extraction on CUDA cores"),
     Family("transfer", ("pcie_h2d_efficiency", "pcie_efficiency", "transfer_latency_s"), ("bytes",),
            "host<->GPU copies measure the PCIe payload share each direction and the per-copy cost"),
-    Family("collective", ("nvlink_efficiency", "collective_launch_s", "nvls_efficiency"), ("bytes", "gpus"),
+    Family("collective", ("nvlink_efficiency", "nccl_simple_launch_s", "nccl_ll128_launch_s", "collective_launch_s",
+                          "nvls_efficiency"), ("bytes", "gpus"),
            "nccl-tests bus bandwidth measures the achievable link rate (large messages) and the "
-           "fixed cost (small messages)"),
-    Family("nvme", ("nvme_read_efficiency", "nvme_write_efficiency", "nvme_latency_s"), ("bytes",),
-           "large direct I/O measures the drives' achievable share of their rated rate"),
+           "fixed cost of each NCCL protocol (small and mid-size messages: LL, LL128, Simple)"),
 )
 FAMILY = {f.name: f for f in FAMILIES}
 SENSITIVITY = 0.01      # |d log(pred) / d log(param)| below this on every row: the rows do not pin it
@@ -150,13 +151,66 @@ def _scale(p, x0: float) -> float:
     return span if math.isfinite(span) and span > 0 else 1.0
 
 
-def fit_family(rows: pd.DataFrame, device: DeviceSpec, family: Family, predict,
-               owned: set[str] = frozenset(), prior_weight: float = PRIOR_WEIGHT) -> FitResult:
-    """Fit ``family``'s parameters (those not ``owned`` by an earlier family) to ``rows`` of one
-    device, by bounded least squares on log(pred/meas). ``device`` carries every value fitted
-    before. Returns the fitted values and the row errors before and after."""
+def declared(name: str):
+    return PARAMS[name]
+
+
+def current(device, name: str) -> float:
+    """The value ``name`` has on ``device`` now, clipped into its declared bounds."""
+    p = declared(name)
+    return min(max(device.efficiency.get(name, p.default), p.lo), p.hi)
+
+
+def _lsq(rows: pd.DataFrame, base: np.ndarray, device, names_: list[str], predict, prior_weight: float,
+         res: FitResult, rows_per_param: int = 2) -> dict[str, float]:
+    """Bounded least squares of log(pred/meas) over the parameters in ``names_`` the rows constrain."""
     from scipy.optimize import least_squares
 
+    x0 = np.array([current(device, n) for n in names_])
+    scale = np.array([_scale(declared(n), x) for n, x in zip(names_, x0)])
+    # identifiability: does doubling (or, at a bound, halving) the parameter move any prediction by >1%?
+    free = []
+    for j, n in enumerate(names_):
+        step = x0[j] if x0[j] * 2 <= declared(n).hi else -x0[j] / 2
+        if step == 0:
+            step = scale[j] * 0.5
+        moved = np.nanmax(np.abs(log_errors(rows, override(device, {n: x0[j] + step}), predict) - base))
+        if not moved >= SENSITIVITY:
+            res.kept[n] = "the rows do not constrain it (predictions move <1% when it doubles)"
+        else:
+            free.append(j)
+    cap = len(rows) // rows_per_param
+    for j in free[cap:]:
+        res.kept[names_[j]] = f"at most one parameter per {rows_per_param} rows ({len(rows)} rows)"
+    free = free[:cap]
+    if not free:
+        return {}
+    fnames = [names_[j] for j in free]
+    z0 = x0[free] / scale[free]
+    lo = np.array([declared(n).lo for n in fnames]) / scale[free]
+    hi = np.array([declared(n).hi for n in fnames]) / scale[free]
+
+    def resid(z):
+        r = log_errors(rows, override(device, dict(zip(fnames, (z * scale[free]).tolist()))), predict)
+        r = np.where(np.isfinite(r), r, 5.0)      # a value the model cannot price is a large miss
+        return np.concatenate([r, prior_weight * (z - z0)])
+
+    sol = least_squares(resid, z0, bounds=(lo, hi), loss="soft_l1", f_scale=LOSS_SCALE,
+                        diff_step=1e-3, max_nfev=60 * len(fnames))
+    out = {}
+    for n, z, l, h in zip(fnames, sol.x, lo, hi):
+        out[n] = float(z * scale[free[fnames.index(n)]])
+        if np.isclose(z, l, rtol=1e-3, atol=1e-9) or np.isclose(z, h, rtol=1e-3, atol=1e-9):
+            res.at_bound.append(n)
+    return out
+
+
+def fit_family(rows: pd.DataFrame, device, family: Family, predict,
+               owned: set[str] = frozenset(), prior_weight: float = PRIOR_WEIGHT,
+               rows_per_param: int = 2) -> FitResult:
+    """Fit ``family``'s parameters (those not ``owned`` by an earlier family) to ``rows`` of one
+    device, by bounded least squares on log(pred/meas); ``device`` carries every value fitted
+    before. Returns the fitted values and the row errors before and after."""
     res = FitResult(family.name, {}, n=len(rows), ids=list(rows["id"]))
     base = log_errors(rows, device, predict)
     ok = np.isfinite(base)
@@ -174,47 +228,8 @@ def fit_family(rows: pd.DataFrame, device: DeviceSpec, family: Family, predict,
             res.kept[nm] = "fitted by an earlier family"
         else:
             names_.append(nm)
-    if not names_:
-        return res
-    x0 = np.array([min(max(device.efficiency.get(n, PARAMS[n].default), PARAMS[n].lo), PARAMS[n].hi)
-                   for n in names_])
-    scale = np.array([_scale(PARAMS[n], x) for n, x in zip(names_, x0)])
-    # identifiability: does doubling (or, at a bound, halving) the parameter move any prediction by >1%?
-    free = []
-    for j, n in enumerate(names_):
-        step = x0[j] if x0[j] * 2 <= PARAMS[n].hi else -x0[j] / 2
-        if step == 0:
-            step = scale[j] * 0.5
-        trial = override(device, {n: x0[j] + step})
-        moved = np.nanmax(np.abs(log_errors(rows, trial, predict) - base))
-        if not moved >= SENSITIVITY:
-            res.kept[n] = "the rows do not constrain it (predictions move <1% when it doubles)"
-        else:
-            free.append(j)
-    cap = max(1, len(rows) // 2)
-    for j in free[cap:]:
-        res.kept[names_[j]] = f"at most one parameter per two rows ({len(rows)} rows)"
-    free = free[:cap]
-    if not free:
-        return res
-    fnames = [names_[j] for j in free]
-    z0 = x0[free] / scale[free]
-    lo = np.array([PARAMS[n].lo for n in fnames]) / scale[free]
-    hi = np.array([PARAMS[n].hi for n in fnames]) / scale[free]
-
-    def resid(z):
-        d = override(device, dict(zip(fnames, (z * scale[free]).tolist())))
-        r = log_errors(rows, d, predict)
-        r = np.where(np.isfinite(r), r, 5.0)      # a value the model cannot price is a large miss
-        return np.concatenate([r, prior_weight * (z - z0)])
-
-    sol = least_squares(resid, z0, bounds=(lo, hi), loss="soft_l1", f_scale=LOSS_SCALE,
-                        diff_step=1e-3, max_nfev=60 * len(fnames))
-    x = sol.x * scale[free]
-    for n, v, z, l, h in zip(fnames, x, sol.x, lo, hi):
-        res.values[n] = float(v)
-        if np.isclose(z, l, rtol=1e-3, atol=1e-9) or np.isclose(z, h, rtol=1e-3, atol=1e-9):
-            res.at_bound.append(n)
+    if names_:
+        res.values.update(_lsq(rows, base, device, names_, predict, prior_weight, res, rows_per_param))
     res.err_fit = rel_err(log_errors(rows, override(device, res.values), predict)).tolist()
     return res
 
@@ -284,15 +299,16 @@ def make_folds(rows: pd.DataFrame, k: int) -> tuple[str, list[set[str]]]:
 
 
 def cross_validate(rows: pd.DataFrame, spec: DeviceSpec, predict, k: int = 5, families=None,
-                   memo: dict | None = None) -> dict[str, dict]:
-    """Per family: held-out median |pred/meas - 1| with spec parameters (before) and with the
-    parameters fitted on the other folds (after). Every fold refits all families, so a shared
-    parameter never sees the held-out rows either."""
+                   memo: dict | None = None, evaluate=None, preset=None) -> dict[str, dict]:
+    """Per family of ``evaluate`` (default: those fitted): held-out median |pred/meas - 1| with spec
+    parameters (before) and with the ``families`` fitted on the other folds (after). Every fold
+    refits all families, so a shared parameter never sees the held-out rows either."""
     memo = {} if memo is None else memo
     spec_err = dict(zip(rows["id"], rel_err(log_errors(rows, spec, predict))))
+    evaluate = evaluate or families
     out = {}
     for fam in FAMILIES:
-        if families and fam.name not in families:
+        if evaluate and fam.name not in evaluate:
             continue
         fr = rows[rows["family"] == fam.name]
         if fr.empty:
@@ -300,7 +316,7 @@ def cross_validate(rows: pd.DataFrame, spec: DeviceSpec, predict, k: int = 5, fa
         scheme, folds = make_folds(fr, k)
         before, after, test_ids = [], [], []
         for test in folds:
-            fit = calibrate_device(rows[~rows["id"].isin(test)], spec, predict, families, memo=memo)
+            fit = calibrate_device(rows[~rows["id"].isin(test)], spec, predict, families, preset, memo=memo)
             t = fr[fr["id"].isin(test)]
             after += rel_err(log_errors(t, override(spec, fit.values), predict)).tolist()
             before += [spec_err[i] for i in t["id"]]
@@ -370,10 +386,10 @@ def build_profile(spec: DeviceSpec, rows: pd.DataFrame, fit: DeviceFit, cv: dict
         }
     params = dict(kept.get("params", {}))
     for n, v in fit.values.items():
-        p = PARAMS[n]
+        p = declared(n)
         fam = fit.owner[n]
         at = fam in fit.fits and n in fit.fits[fam].at_bound
-        params[n] = {"value": _sig(v), "spec": _sig(spec.efficiency.get(n, p.default)), "lo": p.lo,
+        params[n] = {"value": _sig(v), "spec": _sig(current(spec, n)), "lo": p.lo,
                      "hi": p.hi if math.isfinite(p.hi) else None, "family": fam, "at_bound": at,
                      "meaning": p.meaning, "source_of_spec_value": spec.sources.get(f"efficiency.{n}", p.source)}
     used = rows[rows["family"].isin(list(fams))]
@@ -401,7 +417,8 @@ def write_profile(profile: dict, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{profile['device']}.yaml"
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(HEADER + yaml.safe_dump(profile, sort_keys=False, width=110, allow_unicode=True))
+    tmp.write_text(HEADER + yaml.safe_dump(profile, sort_keys=False, width=110, allow_unicode=True,
+                                           default_flow_style=None))
     tmp.replace(path)
     return path
 
@@ -427,6 +444,7 @@ def add_arguments(p) -> None:
                    help="trace store root (default: the repository's traces/)")
     p.add_argument("--no-host", action="store_true", help="skip the host profile of this machine")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--markdown", action="store_true", help="print the results as Markdown tables (docs/calibration.md)")
 
 
 def load_rows(traces: Path | None = None) -> pd.DataFrame:
@@ -467,21 +485,50 @@ def calibrate(rows: pd.DataFrame, devices=None, families=None, folds: int = 5, o
             continue
         spec = load_device(dev)
         kept, preset = _kept(Path(out) / f"{dev}.yaml", families)
-        memo: dict = {}
-        fit = calibrate_device(dr, spec, predict, families, preset=preset, memo=memo)
-        cv = cross_validate(dr, spec, predict, folds, families, memo=memo) if folds >= 2 else {}
+        fit, cv, rejected = _fit_gated(dr, spec, predict, fitted_fams, folds, preset)
+        path = Path(out) / f"{dev}.yaml"
+        if not fit.values and not kept.get("params"):
+            log(f"{dev}: no parameter constrained by its rows; spec parameters kept (no profile)")
+            if path.exists() and not families:
+                path.unlink()          # a stale profile would keep changing predictions
+            summary["devices"][dev] = {"profile": None, "efficiency": {}, "families": {}, "cv": cv,
+                                       "rejected": rejected}
+            continue
         profile = build_profile(spec, dr, fit, {**kept.get("cv", {}), **cv}, kept)
+        profile["rejected_by_cv"] = rejected
         path = write_profile(profile, Path(out))
         summary["devices"][dev] = {"profile": str(path), "efficiency": profile["efficiency"],
                                    "families": {f: {"params": v["params"], "rows": v["rows"], **v["in_sample"]}
                                                 for f, v in profile["families"].items()},
-                                   "cv": {**profile["cv"], **cv}}
-        log(f"{dev}: fitted {', '.join(f'{n}={v:.4g}' for n, v in sorted(fit.values.items())) or 'nothing'} "
-            f"-> {path}")
+                                   "cv": {**profile["cv"], **cv}, "rejected": rejected}
+        log(f"{dev}: fitted {', '.join(f'{n}={v:.4g}' for n, v in sorted(fit.values.items())) or 'nothing'}"
+            f"{'; rejected by CV: ' + ', '.join(rejected) if rejected else ''} -> {path}")
     if not devices:
         summary["spec_only"] += sorted(zoo - set(summary["devices"]) - set(summary["spec_only"]))
     summary["pooled_cv"] = pooled(summary)
     return summary
+
+
+def _fit_gated(rows, spec, predict, families: list[str], folds: int, preset):
+    """Fit, cross-validate, and drop the families whose fitted parameters predict their held-out
+    rows worse than the spec values did; the rest are refitted and re-validated without them
+    (one pass). Returns (fit, cv, rejected family -> the CV figures that rejected it)."""
+    memo: dict = {}
+    fit = calibrate_device(rows, spec, predict, families, preset=preset, memo=memo)
+    if folds < 2:
+        return fit, {}, {}
+    cv = cross_validate(rows, spec, predict, folds, families, memo=memo, preset=preset)
+    rejected = {f: {"median_err_spec": _sig(c["median_err_spec"]),
+                    "median_err_calibrated": _sig(c["median_err_calibrated"]), "scheme": c["scheme"]}
+                for f, c in cv.items() if f in fit.fits and fit.fits[f].values
+                and c["median_err_spec"] is not None and c["median_err_calibrated"] is not None
+                and c["median_err_calibrated"] > c["median_err_spec"]}
+    if not rejected:
+        return fit, cv, {}
+    kept = [f for f in families if f not in rejected]
+    fit = calibrate_device(rows, spec, predict, kept, preset=preset, memo=memo)
+    cv = cross_validate(rows, spec, predict, folds, kept, memo=memo, evaluate=families, preset=preset)
+    return fit, cv, rejected
 
 
 def pooled(summary: dict) -> dict:
@@ -511,9 +558,35 @@ def table(summary: dict) -> str:
     for dev, d in summary["devices"].items():
         for f, c in d["cv"].items():
             params = d["families"].get(f, {}).get("params", [])
+            if f in d.get("rejected", {}):
+                r = d["rejected"][f]
+                params = [f"rejected: held out {pct(r['median_err_calibrated']).strip()} vs spec "
+                          f"{pct(r['median_err_spec']).strip()}; spec kept"]
             lines.append(f"{dev:<18} {f:<17} {c['rows']:>4} {c['sources']:>3} {c['scheme']:<24} "
                          f"{pct(c['median_err_spec'])} {pct(c['median_err_calibrated'])}  {', '.join(params)}")
     return "\n".join(lines)
+
+
+def markdown(summary: dict) -> str:
+    """The CV results as the Markdown tables of docs/calibration.md."""
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    out = ["| device | family | rows | sources | CV scheme | spec | calibrated | fitted |",
+           "|---|---|---:|---:|---|---:|---:|---|"]
+    for dev, d in summary["devices"].items():
+        for f, c in d["cv"].items():
+            if f in d.get("rejected", {}):
+                r = d["rejected"][f]
+                fitted = (f"rejected by CV ({pct(r['median_err_calibrated'])} vs {pct(r['median_err_spec'])}): "
+                          "spec kept")
+            else:
+                fitted = ", ".join(f"`{p}` {d['efficiency'][p]:.4g}" for p in d["families"].get(f, {}).get("params", []))
+            out.append(f"| {dev} | {f} | {c['rows']} | {c['sources']} | {c['scheme']} | "
+                       f"{pct(c['median_err_spec'])} | {pct(c['median_err_calibrated'])} | {fitted or '-'} |")
+    out += ["", "| family | CV scheme | devices | held-out rows | spec | calibrated |", "|---|---|---:|---:|---:|---:|"]
+    for p in summary["pooled_cv"].values():
+        out.append(f"| {p['family']} | {p['scheme']} | {p['devices']} | {p['held_out']} | "
+                   f"{pct(p['median_err_spec'])} | {pct(p['median_err_calibrated'])} |")
+    return "\n".join(out)
 
 
 def run(args) -> int:
@@ -530,6 +603,9 @@ def run(args) -> int:
             for c in d["cv"].values():
                 c.pop("held_out_rows", None)
         print(json.dumps(summary, indent=2, default=float))
+        return 0
+    if args.markdown:
+        print(markdown(summary))
         return 0
     print("held-out median |pred/meas - 1| (cross-validation; 'by source' folds hold out whole sources)")
     print(table(summary))
@@ -565,27 +641,11 @@ def _host_predictor(device: DeviceSpec):
     """``fn(row, host) -> value``: the validator's per-row prediction with ``host`` as the scenario's
     host and ``device`` as its hardware (host rows of a CPU-only machine name the CPU, and a host
     op's time does not depend on the GPU)."""
-    import sim.cost.host  # noqa: F401  (registers the HostOp pricer)
     from analysis.validate import predict_row
-    from sim.scenario import KINDS, _register_kinds, predict as sim_predict
-    _register_kinds()
+    from sim.scenario import predict as sim_predict
 
     def with_host(host):
-        def run(scen):
-            scen = {**scen, "host": host}
-            wl = scen["workload"]
-            if wl.get("kind") == "host_op" and "host_op" not in KINDS:
-                # stand-in until a 'host_op' workload kind is registered: price the op the same way
-                from types import SimpleNamespace
-
-                from sim.cost import cost
-                from sim.hardware.system import System
-                from sim.ops import HostOp
-                oc = cost(HostOp(float(wl["flops"]), float(wl["bytes"]), name=str(wl.get("op", "host_op"))),
-                          System(device, host))
-                return SimpleNamespace(time_s=oc.time_s, metrics={"gbps": wl["bytes"] / oc.time_s / 1e9}, bound=oc.bound)
-            return sim_predict(scen)
-        return run
+        return lambda scen: sim_predict({**scen, "host": host})
     return lambda row, host: predict_row(row, device=device, predict=with_host(host))
 
 
@@ -671,7 +731,8 @@ def calibrate_hosts(rows: pd.DataFrame, out: Path, measured: Path | None = None,
                 t = _best(t)
             if t.empty:
                 continue
-            res = fit_family(t, override(host, values), fam, predict, owned=set(values))
+            # a probe measures its parameter directly on this machine: one row determines it
+            res = fit_family(t, override(host, values), fam, predict, owned=set(values), rows_per_param=1)
             fits[fam.name] = res
             values.update(res.values)
         profile = {
@@ -689,7 +750,8 @@ def calibrate_hosts(rows: pd.DataFrame, out: Path, measured: Path | None = None,
         Path(out).mkdir(parents=True, exist_ok=True)
         path = Path(out) / f"{fid}.yaml"
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(HOST_HEADER + yaml.safe_dump(profile, sort_keys=False, width=110, allow_unicode=True))
+        tmp.write_text(HOST_HEADER + yaml.safe_dump(profile, sort_keys=False, width=110, allow_unicode=True,
+                                                    default_flow_style=None))
         tmp.replace(path)
         out_summary[fid] = {"profile": str(path), "efficiency": profile["efficiency"], "host": figures,
                             "families": profile["families"]}
