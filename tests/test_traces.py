@@ -232,3 +232,46 @@ def test_flashattention_benchmark_rows_follow_the_readme_setting():
     for s in fa["scenario"]:
         w = json.loads(s)["workload"]
         assert w["heads"] * w["head_dim"] == 2048 and w["batch"] * w["seq_q"] == 16384
+
+
+def _e2e_workloads():
+    df = load_published().set_index("id")
+    return {i: json.loads(s)["workload"] for i, s in df["scenario"].items() if i.startswith("E")}, df
+
+
+def test_inference_rows_carry_the_settings_their_sources_state():
+    """Settings each source states (its precision column, harness or code), written into the scenario:
+    weight-only int8 computes in bf16; int4 group sizes; Sparse-Marlin is 2:4; QServe is W4A8 with
+    per-channel (A100) or g128 (L40S) scales; Spec-Bench runs eagerly; FlexGen's 4-bit rows use its
+    PyTorch decompression with group 64 and bmm attention; TensorRT-LLM v0.6.1 predates XQA."""
+    wl, df = _e2e_workloads()
+    for i in ("E0143", "E1021"):
+        assert wl[i]["weights"] == "int8" and wl[i]["act_dtype"] == "bf16"
+    assert wl["E0144"]["group_size"] == 32 and wl["E1022"]["group_size"] == wl["E1023"]["group_size"] == 64
+    assert wl["E1036"]["sparsity_pattern"] == "2:4" and wl["E1036"]["group_size"] == 64
+    for i in ("E1003", "E1005", "E1007", "E1012", "E1013"):
+        assert wl[i]["weights"] == "w4a8"
+    assert wl["E1003"]["group_size"] == "channel" and wl["E1012"]["group_size"] == 128
+    spec = df[df["family"] == "speculative"]
+    assert len(spec) >= 8
+    for _, r in spec.iterrows():
+        for s in (r["scenario"], r["baseline_scenario"]):
+            assert json.loads(s)["workload"]["cuda_graphs"] is False
+    for i in ("E1108", "E1110"):
+        assert (wl[i]["dequant"], wl[i]["group_size"], wl[i]["kv_group_size"], wl[i]["attn_impl"]) == \
+            ("torch", 64, 64, "naive")
+    assert wl["E1110"]["micro_batches"] == 3 and wl["E1110"]["offload"]["kv_cache"] == "cpu"
+    for i in ("E0109", "E0113", "E0114", "E0115", "E0116"):
+        assert wl[i]["kv_head_sharing"] is False
+
+
+def test_sharegpt_serving_rows_have_spread_lengths_and_the_frameworks_scheduler():
+    wl, df = _e2e_workloads()
+    serving = df[df["family"] == "serving"]
+    assert len(serving) >= 10
+    for i, r in serving.iterrows():
+        a = wl[i]["arrival"]
+        sharegpt = "ShareGPT" in r["notes"]
+        assert (a.get("length_dist", "fixed") == "exponential") == sharegpt, i
+        v0 = "vLLM v0.6.0:" in r["notes"] or "SGLang v0.3.0:" in r["notes"]   # prefill-only steps by default
+        assert a["scheduler"] == ("prefill_first" if v0 else "chunked"), i
