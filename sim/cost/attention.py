@@ -59,7 +59,7 @@ import numpy as np
 
 from sim.cost import OpCost, pricer
 from sim.cost.common import (ASYNC_MMA_ARCHS, alu_ops_per_s, ceil_div, compose, device_of, hbm_time, l2_time,
-                             sfu_ops_per_s, tc_peak)
+                             sfu_ops_per_s, smem_Bps, tc_peak)
 from sim.cost.efficiency import eff, param
 from sim.cost.elementwise import elementwise_cost
 from sim.cost.gemm import price_gemm
@@ -122,9 +122,6 @@ param("attn_mask_alu_ops_per_score", 3.0,
       "diagonal skip it",
       "FlashAttention-2 flash::apply_mask_causal, applied only to the blocks that intersect the "
       "diagonal; counted from the algorithm", lo=0.0, hi=16.0)
-param("smem_bytes_per_clk_per_sm", 128.0,
-      "shared-memory bandwidth per SM per clock",
-      "32 banks x 4 bytes per clock (CUDA C++ Programming Guide, shared memory)", lo=32.0, hi=1024.0)
 param("paged_block_tokens", 16.0,
       "tokens per KV-cache block of vLLM's paged attention (one block is what a warp loads per step)",
       "vLLM default block_size 16 (vllm/config.py CacheConfig; csrc/attention kernels templated on it)",
@@ -222,8 +219,7 @@ def _score_time(dev, op: Attention, impl: str, bwd: bool, cps: int, Bc: int,
         ov = eff(dev, "mma_sync_cta_overlap") * (1.0 - 1.0 / cps)
     t = max(t_mm, t_nm) + (1.0 - ov) * min(t_mm, t_nm)
     if impl == "flash1":      # partial outputs of each warp reduced through shared memory, behind barriers
-        smem_Bps = eff(dev, "smem_bytes_per_clk_per_sm") * dev.boost_clock_mhz * 1e6
-        t += eff(dev, "attn_flash1_warps") * 2 * d * 4 / Bc / smem_Bps
+        t += eff(dev, "attn_flash1_warps") * 2 * d * 4 / Bc / smem_Bps(dev)
     return t, t_mm, t_nm
 
 

@@ -69,6 +69,10 @@ param("sfu_ops_per_clk_per_sm", 16.0,
       "capability 7.x-9.0; FA3 paper: H100 has 3.9 TFLOPS of special functions "
       "(132 SMs x 16 x 1.83 GHz)", lo=1.0, hi=256.0)
 
+param("smem_bytes_per_clk_per_sm", 128.0,
+      "shared-memory bandwidth per SM per clock",
+      "32 banks x 4 bytes per clock (CUDA C++ Programming Guide, shared memory)", lo=32.0, hi=1024.0)
+
 
 def device_of(system) -> DeviceSpec:
     """The DeviceSpec of a System (or a DeviceSpec passed directly, handy in tests and sweeps)."""
@@ -90,6 +94,11 @@ def alu_ops_per_s(dev: DeviceSpec) -> float:
     Used for integer/bit work (dequantisation) too: a proxy, as the INT32 pipe is as wide as the
     FP32 one on Volta/Ampere and half as wide on Ada/Hopper (CUDA Programming Guide throughput table)."""
     return dev.vector_flops / 2.0
+
+
+def smem_Bps(dev: DeviceSpec) -> float:
+    """Shared-memory bandwidth of one SM (bytes/s) at the boost clock."""
+    return eff(dev, "smem_bytes_per_clk_per_sm") * dev.boost_clock_mhz * 1e6
 
 
 def sfu_ops_per_s(dev: DeviceSpec) -> float:

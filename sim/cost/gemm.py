@@ -25,6 +25,9 @@ For one tile choice:
   ``sparse_extract_ops_per_nnz`` CUDA-core ops to scatter into the shared-memory dense tile.
   2:4 structured: TC peak x2 (where the device has sparse Tensor Cores), B bytes = half the values
   + 2 bits of metadata per kept value.
+* Split-K (s > 1): each split writes an fp32 partial C; after the main loops the partials are
+  read back and summed into C (CUTLASS serial split-K, Marlin's global reduction, stream-K
+  fixup), so that read adds serially to the kernel.
 * Fixed cost: one kernel launch (``launch_overhead_s``).
 
 The reported FLOPs are 2*m*n*k*batch (dense-equivalent, also for sparse weights).
@@ -35,7 +38,8 @@ import math
 from dataclasses import dataclass
 
 from sim.cost import OpCost, pricer
-from sim.cost.common import (ASYNC_MMA_ARCHS, alu_ops_per_s, ceil_div, compose, device_of, hbm_time, l2_time, tc_peak)
+from sim.cost.common import (ASYNC_MMA_ARCHS, alu_ops_per_s, ceil_div, compose, device_of, hbm_time, l2_time, smem_Bps,
+                             tc_peak)
 from sim.cost.efficiency import eff, param
 from sim.errors import InputError
 from sim.hardware.spec import DeviceSpec
@@ -134,6 +138,24 @@ def weight_format(op: Gemm, dev: DeviceSpec) -> WeightFormat:
     return WeightFormat(vals + scales, (vals + scales) / (k * n), ops, 1.0, "low_bit" if low_bit else "dense")
 
 
+def warp_tile(Tm: int, Tn: int) -> tuple[int, int]:
+    """The warp tile of a CTA tile, CUTLASS style: 4 warps as 2 x 2 (8 as 4 x 2 / 2 x 4 above 128 x 128
+    outputs), skinny tiles (Tm <= 32) with their warps side by side along N."""
+    if Tm <= 32:
+        return Tm, Tn // 4
+    if Tm * Tn > 128 * 128:
+        return (Tm // 4, Tn // 2) if Tm > Tn else (Tm // 2, Tn // 4)
+    return Tm // 2, Tn // 2
+
+
+def smem_bytes_per_k(Tm: int, Tn: int, a_b: float, b_b: float) -> float:
+    """Shared-memory bytes a CTA tile moves per unit of k with warp-level MMA: the A and B tiles are
+    written once, and every warp reads the A rows and B columns of its warp tile (ldmatrix)."""
+    Wm, Wn = warp_tile(Tm, Tn)
+    warps = (Tm // Wm) * (Tn // Wn)
+    return Tm * a_b + Tn * b_b + warps * (Wm * a_b + Wn * b_b)
+
+
 def _tile_candidate(op: Gemm, dev: DeviceSpec, wf: WeightFormat, Tm: int, Tn: int, s: int) -> dict:
     m, n, k, batch = op.m, op.n, op.k, op.batch
     a_b = DTYPE_BYTES[op.dtype]
@@ -151,6 +173,8 @@ def _tile_candidate(op: Gemm, dev: DeviceSpec, wf: WeightFormat, Tm: int, Tn: in
     waves = ceil_div(tiles, sms * cps)
     rate_sm = tc_peak(dev, op.dtype) * eff(dev, "tc_peak_fraction") * wf.tc_speedup / sms
     t_tile = 2.0 * Tm * Tn * k_cta / rate_sm
+    if dev.arch not in ASYNC_MMA_ARCHS:  # mma.sync: every warp reloads its operand fragments from shared memory
+        t_tile = max(t_tile, k_cta * smem_bytes_per_k(Tm, Tn, a_b, wf.per_elem) / smem_Bps(dev))
     t_tc = per_sm * t_tile + waves * eff(dev, "tile_overhead_s")
     useful = 2.0 * m * n * k * batch
     padded = per_sm * sms * 2.0 * Tm * Tn * k_cta
@@ -163,11 +187,11 @@ def _tile_candidate(op: Gemm, dev: DeviceSpec, wf: WeightFormat, Tm: int, Tn: in
     else:
         wr = min(gm, max(1, round(math.sqrt(conc / s))))
         wc = min(gn, max(1, conc // (wr * s)))
-    partial = 2.0 * s * m * n * 4 * batch if s > 1 else 0.0   # fp32 split-K partials written + read
+    partial = s * m * n * 4 * batch if s > 1 else 0.0         # fp32 split-K partials written by the GEMM kernel
     cl = eff(dev, "gemm_cluster_multicast") if dev.arch in ASYNC_MMA_ARCHS else 1.0
     l2_bytes = batch * (min(A * gn / cl + B * gm, A * gn + B * gm / cl) + C) + partial
     hbm_bytes = batch * (A * max(1.0, gn / wc) + B * max(1.0, gm / wr) + C)
-    if partial / 2 > dev.l2_bytes:
+    if partial > dev.l2_bytes:
         hbm_bytes += partial
     in_flight = conc * (stages - 1) * Tk * (min(Tm, m) * a_b + Tn * wf.per_elem)
     t_hbm = hbm_time(dev, hbm_bytes, in_flight)
@@ -179,6 +203,8 @@ def _tile_candidate(op: Gemm, dev: DeviceSpec, wf: WeightFormat, Tm: int, Tn: in
     if t_dq > 0:
         terms["dequant_simt"] = ov * t_dq
         serial["dequant_simt"] = (1 - ov) * t_dq
+    if s > 1:   # split-K fixup after the main loops: the fp32 partials are read back and summed into C
+        serial["split_k_reduce"] = l2_time(dev, partial) if partial <= dev.l2_bytes else hbm_time(dev, partial)
     time, bound, allterms = compose(terms, serial, 1, dev)
     return dict(time=time, bound=bound, terms=allterms, hbm=hbm_bytes, l2=l2_bytes, tile=(Tm, Tn, Tk),
                 split_k=s, ctas_per_sm=cps, tiles=tiles, waves=waves, wave_efficiency=useful / padded,
