@@ -155,14 +155,15 @@ def test_ulysses_volume_constant_when_sequence_and_gpus_grow_together():
      "parallel": {"zero": 3}, "global_batch": 4, "micro_batch": 1},
 ])
 def test_des_equals_analytical(extra):
-    """Pipelined path: equal to 1%. Layerwise path (ZeRO-3, offload): the closed form charges each
+    """Pipelined path: equal to 2% (exact for uniform stages; the embedding and LM head make the first and
+    last chunks heavier, which the closed form charges as fill/drain once). Layerwise path (ZeRO-3, offload): the closed form charges each
     forward/backward pass a fresh pipeline fill that the DES partly hides by prefetching across the
     pass boundary, and gathers and reduce-scatters share one link there: within 3%."""
     gpus = 1 if "offload" in extra else 8
     a = predict(scenario(gpus=gpus, **extra))
     d = predict(scenario(gpus=gpus, engine="des", **extra))
     layerwise = "offload" in extra or extra.get("parallel", {}).get("zero") == 3
-    assert d.time_s == pytest.approx(a.time_s, rel=0.03 if layerwise else 0.01)
+    assert d.time_s == pytest.approx(a.time_s, rel=0.03 if layerwise else 0.02)
 
 
 def test_des_timeline_export():

@@ -163,6 +163,15 @@ def _dropout_ops(att, att_scale: float, tokens: float, h: int, B: float, flash: 
     return fwd, bwd
 
 
+def grad_accumulation_op(n_params: float, wl) -> Elementwise:
+    """Each micro-batch's weight gradients are added into the fp32 accumulation buffer (Megatron-LM's
+    ``main_grad``; fused into the wgrad GEMM's epilogue by Megatron-Core, which moves the same bytes):
+    read the new 16-bit gradient and the fp32 sum, write the sum."""
+    g_B = 4.0 if wl.precision in ("fp32", "tf32") else 2.0
+    return Elementwise(bytes_read=n_params * (g_B + 4.0), bytes_written=n_params * 4.0, flops=n_params,
+                       name="grad_accumulate")
+
+
 def weight_tensors(model) -> int:
     """Parameter tensors of one layer: each gets its own gradient-accumulation kernel in backward."""
     norms = 2 * (2 if model.norm == "layernorm" else 1)
@@ -210,7 +219,8 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
     drop_f, drop_b = _dropout_ops(att, att_scale, b * s_loc / (L.tp if L.sequence_parallel else 1),
                                   model.hidden, B, flash) if wl.dropout > 0 else ([], [])
     t_f = _sum(others + drop_f, system, bounds) + t_att_f
-    t_b = _sum(_retype(backward_ops(others), g_dt) + drop_b, system, bounds) + t_att_b
+    acc = [grad_accumulation_op(model.params_per_layer() / L.tp, wl)] if wl.optimizer != "zo" else []
+    t_b = _sum(_retype(backward_ops(others), g_dt) + drop_b + acc, system, bounds) + t_att_b
 
     act = b * s_loc * model.hidden * B                       # one activation tensor of a TP rank
     tp_c = _sum(tp_ops(L, act), group(system, L, "tp")[1])
@@ -260,10 +270,13 @@ def _ends(model, wl, L: Layout, system, bounds) -> dict:
     ar = [Collective("all_reduce", tokens * model.hidden * B, L.tp)] if L.tp > 1 else []
     ce = [Collective("all_reduce", tokens * 4, L.tp)] * 3 if L.tp > 1 else []   # max, sum-exp, target logit
     emb_f = _dispatch_floor(_sum(emb, system, bounds) + _sum(ar, tp_sys), len(emb) + len(ar), system)
-    emb_b = _dispatch_floor(_sum(backward_ops(emb), system, bounds), len(emb), system)
+    acc_e = [grad_accumulation_op(model.embedding_params() / L.tp, wl)] if wl.optimizer != "zo" else []
+    acc_h = [grad_accumulation_op((model.output_params() or model.vocab * model.hidden) / L.tp, wl)] \
+        if wl.optimizer != "zo" else []
+    emb_b = _dispatch_floor(_sum(backward_ops(emb) + acc_e, system, bounds), len(emb) + 1, system)
     head_f = _dispatch_floor(_sum(head, system, bounds) + _sum(ce, tp_sys), len(head) + len(ce), system)
-    head_b = _dispatch_floor(_sum(_retype(backward_ops(head), g_dt), system, bounds) + _sum(ar, tp_sys),
-                             2 * len(head) + len(ar), system)
+    head_b = _dispatch_floor(_sum(_retype(backward_ops(head), g_dt) + acc_h, system, bounds) + _sum(ar, tp_sys),
+                             2 * len(head) + len(ar) + 1, system)
     return {"emb_f": emb_f, "emb_b": emb_b, "head_f": head_f, "head_b": head_b}
 
 
