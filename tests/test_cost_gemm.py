@@ -171,3 +171,46 @@ def test_wave_quantization_shows_in_efficiency():
     tail = price_gemm(Gemm(108 * 256 + 1, 128, 8192, dtype="fp16"), DEV)
     assert tail.time_s > full.time_s
     assert math.isclose(full.flops, tail.flops, rel_tol=1e-3)
+
+
+# ---------------------------------------------------------------- mechanisms (physics, not fitted values)
+def test_split_k_pays_the_fixup_read_of_its_partials():
+    """Split-K writes s fp32 partials of C; summing them back adds time after the main loops."""
+    from sim.cost.gemm import _tile_candidate, weight_format
+    op = Gemm(128, 128, 16384, dtype="fp16")
+    wf = weight_format(op, DEV)
+    one, four = _tile_candidate(op, DEV, wf, 128, 128, 1), _tile_candidate(op, DEV, wf, 128, 128, 4)
+    assert one["terms"].get("split_k_reduce", 0.0) == 0.0
+    assert four["terms"]["split_k_reduce"] >= 4 * 128 * 128 * 4 / (DEV.l2_Bps)
+
+
+def test_small_ctas_are_shared_memory_bound_with_mma_sync():
+    """With warp-level MMA each warp reloads its A and B fragments from shared memory: a 64 x 64 CTA
+    (32 x 32 warp tiles) needs more shared-memory bytes per FLOP than the 128 B/clk an SM delivers at the
+    Tensor Core rate, a 128 x 128 CTA (64 x 64 warp tiles) does not. Hopper's wgmma is not bound this way."""
+    from sim.cost.gemm import smem_bytes_per_k
+    flop_per_clk = DEV.peak_flops("fp16") / DEV.sms / (DEV.boost_clock_mhz * 1e6)
+    need = {t: smem_bytes_per_k(t, t, 2, 2, 2) / (2 * t * t) * flop_per_clk for t in (64, 128)}
+    assert need[64] > 128 > need[128]
+    from sim.cost.gemm import _tile_candidate, weight_format
+    op = Gemm(8192, 8192, 8192, dtype="fp16")
+    small = _tile_candidate(op, DEV, weight_format(op, DEV), 64, 64, 1)
+    big = _tile_candidate(op, DEV, weight_format(op, DEV), 128, 128, 1)
+    assert small["terms"]["tensor_core_fp16"] > big["terms"]["tensor_core_fp16"]
+    hop_small = _tile_candidate(op, H100, weight_format(op, H100), 64, 64, 1)
+    hop_big = _tile_candidate(op, H100, weight_format(op, H100), 128, 128, 1)
+    assert hop_small["terms"]["tensor_core_fp16"] == pytest.approx(hop_big["terms"]["tensor_core_fp16"], rel=0.05)
+
+
+def test_compute_as_dense_sparsity_gains_saturate():
+    """Load-as-sparse, compute-as-dense (Flash-LLM): the dense shared-memory tile is zero-filled and
+    read whatever the sparsity, so past some sparsity the speedup over dense stays below the byte ratio."""
+    dense = price_gemm(Gemm(16, 36864, 9216, dtype="fp16"), DEV).time_s
+    speedups, byte_ratios = [], []
+    for s in (0.5, 0.7, 0.8, 0.9, 0.95):
+        c = price_gemm(Gemm(16, 36864, 9216, dtype="fp16", sparsity=s), DEV)
+        speedups.append(dense / c.time_s)
+        byte_ratios.append(2 / ((1 - s) * (2 + eff(DEV, "sparse_index_bytes"))))
+    assert speedups == sorted(speedups)
+    assert speedups[-1] < 0.6 * byte_ratios[-1]
+    assert speedups[0] == pytest.approx(byte_ratios[0], rel=0.1) or speedups[0] <= byte_ratios[0]

@@ -113,6 +113,8 @@ class WeightFormat:
     simt_ops_per_elem: float  # CUDA-core ops per dense B element, per time the tile is loaded
     tc_speedup: float         # 2 for 2:4 sparse Tensor Cores
     kind: str
+    smem_once: float = 0.0    # shared-memory bytes per dense B element moved once per CTA (stores, staging reads)
+    smem_per_warp: float = 0.0   # shared-memory bytes per dense B element each warp reads for its fragments
 
 
 def weight_format(op: Gemm, dev: DeviceSpec) -> WeightFormat:
@@ -128,14 +130,21 @@ def weight_format(op: Gemm, dev: DeviceSpec) -> WeightFormat:
         ops += eff(dev, "dequant_ops_per_weight")
     if op.sparsity_pattern == "2:4":
         vals = k * n / 2 * (vb + 2 / 8)         # half the values + 2-bit position per kept value
-        return WeightFormat(vals + scales, (vals + scales) / (k * n), ops / 2, 2.0, "2:4")
+        pe = (vals + scales) / (k * n)
+        return WeightFormat(vals + scales, pe, ops / 2, 2.0, "2:4", pe, pe)
     if op.sparsity > 0:
+        # load as sparse, compute as dense (Flash-LLM): the compressed tile is staged in shared memory
+        # (written, read back), the dense tile is zero-filled, the nonzeros scattered into it, and the
+        # warps read the dense tile for the MMA
         dens = 1.0 - op.sparsity
-        vals = dens * k * n * (vb + eff(dev, "sparse_index_bytes"))
+        idx = eff(dev, "sparse_index_bytes")
+        vals = dens * k * n * (vb + idx)
         ops = dens * (ops + eff(dev, "sparse_extract_ops_per_nnz"))
-        return WeightFormat(vals + scales, (vals + scales) / (k * n), ops, 1.0, "sparse_unstructured")
+        once = 2 * dens * (vb + idx) + vb + dens * vb
+        return WeightFormat(vals + scales, (vals + scales) / (k * n), ops, 1.0, "sparse_unstructured", once, vb)
     vals = k * n * vb
-    return WeightFormat(vals + scales, (vals + scales) / (k * n), ops, 1.0, "low_bit" if low_bit else "dense")
+    pe = (vals + scales) / (k * n)              # dense: the tile as stored; low bit: packed, dequantised in registers
+    return WeightFormat(vals + scales, pe, ops, 1.0, "low_bit" if low_bit else "dense", pe, pe)
 
 
 def warp_tile(Tm: int, Tn: int) -> tuple[int, int]:
@@ -148,12 +157,13 @@ def warp_tile(Tm: int, Tn: int) -> tuple[int, int]:
     return Tm // 2, Tn // 2
 
 
-def smem_bytes_per_k(Tm: int, Tn: int, a_b: float, b_b: float) -> float:
-    """Shared-memory bytes a CTA tile moves per unit of k with warp-level MMA: the A and B tiles are
-    written once, and every warp reads the A rows and B columns of its warp tile (ldmatrix)."""
+def smem_bytes_per_k(Tm: int, Tn: int, a_b: float, b_once: float, b_per_warp: float) -> float:
+    """Shared-memory bytes a CTA tile moves per unit of k with warp-level MMA: the A tile is written
+    once and B's once-per-CTA traffic (``b_once`` per element), and every warp reads the A rows and B
+    columns of its warp tile (ldmatrix; ``b_per_warp`` per B element)."""
     Wm, Wn = warp_tile(Tm, Tn)
     warps = (Tm // Wm) * (Tn // Wn)
-    return Tm * a_b + Tn * b_b + warps * (Wm * a_b + Wn * b_b)
+    return Tm * a_b + Tn * b_once + warps * (Wm * a_b + Wn * b_per_warp)
 
 
 def _tile_candidate(op: Gemm, dev: DeviceSpec, wf: WeightFormat, Tm: int, Tn: int, s: int) -> dict:
@@ -174,7 +184,7 @@ def _tile_candidate(op: Gemm, dev: DeviceSpec, wf: WeightFormat, Tm: int, Tn: in
     rate_sm = tc_peak(dev, op.dtype) * eff(dev, "tc_peak_fraction") * wf.tc_speedup / sms
     t_tile = 2.0 * Tm * Tn * k_cta / rate_sm
     if dev.arch not in ASYNC_MMA_ARCHS:  # mma.sync: every warp reloads its operand fragments from shared memory
-        t_tile = max(t_tile, k_cta * smem_bytes_per_k(Tm, Tn, a_b, wf.per_elem) / smem_Bps(dev))
+        t_tile = max(t_tile, k_cta * smem_bytes_per_k(Tm, Tn, a_b, wf.smem_once, wf.smem_per_warp) / smem_Bps(dev))
     t_tc = per_sm * t_tile + waves * eff(dev, "tile_overhead_s")
     useful = 2.0 * m * n * k * batch
     padded = per_sm * sms * 2.0 * Tm * Tn * k_cta
