@@ -111,11 +111,11 @@ param("attn_flash1_warps", 4.0,
 param("mma_sync_cta_overlap", 0.0,
       "share of the overlap co-resident CTAs could give (softmax of one under the matmuls of another: "
       "1 - 1/CTAs per SM) that kernels built on the warp-level mma.sync realise",
-      "mma.sync reads its A, B and C operands from the register file on every instruction, the same "
-      "register-file bandwidth the softmax's FP32/SFU instructions need, and each warp waits for its "
-      "own MMA results (synchronous MMA); the FA3 paper (Shah et al. 2024, Sec. 3.1) describes "
-      "FlashAttention-2's softmax and GEMMs as running in sequence and builds FA3's overlap on the "
-      "asynchronous wgmma, which reads operands from shared memory", lo=0.0, hi=1.0)
+      "physical reasoning: mma.sync reads its A, B and C operands from the register file on every "
+      "instruction, the register-file bandwidth the softmax's FP32/SFU instructions also need, and "
+      "each warp waits for its own MMA results (synchronous MMA); the FA3 paper (Shah et al. 2024) "
+      "builds its GEMM-softmax overlap on the asynchronous wgmma, which reads operands from shared "
+      "memory, and explicit scheduling rather than on co-resident CTAs; to be calibrated", lo=0.0, hi=1.0)
 param("attn_mask_alu_ops_per_score", 3.0,
       "CUDA-core ops per score element to apply the causal mask in a block the diagonal crosses "
       "(column index, compare against the row's limit, select -inf); blocks wholly below the "
