@@ -61,7 +61,7 @@ def _layout_ok(sp: TrainingSpace, tp: int, pp: int, cp: int, dp: int) -> bool:
         (kv % tp != 0 and tp % kv != 0, "tp must divide kv_heads or be a multiple of it"),
         (m.ffn % tp != 0, "tp must divide ffn"),
         (pp > m.layers, "pp > layers"),
-        (cp > 1 and not sp.context_parallel, "context parallelism not enumerated (--no-cp)"),
+        (cp > 1 and not sp.context_parallel, "context parallelism not enumerated (--cp off; auto: seq_len < 16384)"),
         (cp > 1 and sp.seq_len % cp != 0, "cp must divide seq_len"),
         (sp.global_batch % dp != 0, "dp must divide global_batch"),
     ]
@@ -194,7 +194,8 @@ class TrainingContext:
                                  self.seq_len, self.precision, self.attn_impl, self.inter_node_gbps)
 
 
-METRIC_COLS = ["fits", "iteration_time_s", "tokens_per_s", "tflops_per_gpu", "mfu", "memory_hbm_gb", "bound"]
+METRIC_COLS = ["fits", "iteration_time_s", "tokens_per_s", "tflops_per_gpu", "mfu", "memory_hbm_gb", "bound", "error"]
+NUMERIC = ["iteration_time_s", "tokens_per_s", "tflops_per_gpu", "mfu", "memory_hbm_gb"]
 
 
 def evaluate_scalar(ctx: TrainingContext, layouts: pd.DataFrame) -> pd.DataFrame:
@@ -202,17 +203,32 @@ def evaluate_scalar(ctx: TrainingContext, layouts: pd.DataFrame) -> pd.DataFrame
     path is checked against, and the per-configuration loop of the benchmark)."""
     from sim.scenario import predict
     out = []
-    for _, row in layouts.iterrows():
-        p = predict(ctx.scenario(row))
+    for row in layouts.to_dict("records"):
+        try:
+            p = predict(ctx.scenario(row))
+        except InputError as e:
+            out.append({"fits": False, "bound": None, "error": str(e)})
+            continue
         out.append({"fits": bool(p.fits), "iteration_time_s": p.metrics["iteration_time_s"],
                     "tokens_per_s": p.metrics["tokens_per_s"], "tflops_per_gpu": p.metrics["tflops_per_gpu"],
-                    "mfu": p.metrics["mfu"], "memory_hbm_gb": p.memory_bytes["hbm"] / 1e9, "bound": p.bound})
+                    "mfu": p.metrics["mfu"], "memory_hbm_gb": p.memory_bytes["hbm"] / 1e9, "bound": p.bound,
+                    "error": ""})
     return pd.DataFrame(out, columns=METRIC_COLS, index=layouts.index)
 
 
 def evaluate_vectorized(ctx: TrainingContext, layouts: pd.DataFrame) -> pd.DataFrame:
-    """The training kind's vectorized analytical evaluation over a batch of layouts."""
-    raise NotImplementedError("waiting for sim.techniques.training.evaluate_many")
+    """The training kind's batch evaluation (``sim.techniques.training.evaluate_many``: each system
+    and layer shape priced once, the pipelined closed form over numpy arrays) of a chunk of
+    layouts. It returns no ``bound``: the search asks the scalar path for it on the rows it prints."""
+    from sim.techniques.training import evaluate_many
+    res = evaluate_many([ctx.scenario(r) for r in layouts.to_dict("records")])
+    out = res.reindex(columns=METRIC_COLS)
+    out["fits"] = out["fits"].fillna(False).astype(bool)
+    out["error"] = out["error"].fillna("").astype(str)
+    out["bound"] = None
+    out["bound"] = out["bound"].astype(object)
+    out.index = layouts.index
+    return out
 
 
 def _chunks(df: pd.DataFrame, size: int) -> list[pd.DataFrame]:
@@ -364,8 +380,14 @@ def search_inference(t: InferenceTarget, devices: list[str], max_gpus: int = 8, 
 
 
 def search_training(ctx: TrainingContext, space: TrainingSpace, client=None, chunk: int = 4096,
-                    evaluator=None) -> tuple[pd.DataFrame, dict]:
-    """Enumerate, evaluate in chunks (vectorized by default), rank the layouts that fit by tokens/s."""
+                    evaluator=None, confirm_top: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Enumerate, evaluate in chunks (vectorized by default), rank the layouts that fit by tokens/s.
+
+    A layout the training kind rejects although the enumeration let it through is dropped and
+    counted under ``rejected`` ("training kind: <field>"), so a rule added to the kind later
+    cannot crash or pollute a search. ``confirm_top``: the best n rows are predicted again one by
+    one (scalar path): that fills their ``bound`` and must agree to 1e-6 relative.
+    """
     t0 = time.perf_counter()
     layouts = enumerate_training(space)
     t_enum = time.perf_counter() - t0
@@ -373,16 +395,33 @@ def search_training(ctx: TrainingContext, space: TrainingSpace, client=None, chu
     parts = run_chunks(evaluator, ctx, _chunks(layouts, chunk), client) if len(layouts) else []
     metrics = pd.concat(parts) if parts else pd.DataFrame(columns=METRIC_COLS)
     df = pd.concat([layouts, metrics], axis=1)
+    bad = df["error"] != ""
+    for msg in df.loc[bad, "error"]:
+        field_ = msg.split("field '")[1].split("'")[0] if "field '" in msg else msg[:60]
+        space.reject(f"training kind: {field_}")
+    df = df[~bad].drop(columns="error").reset_index(drop=True)
     df.insert(0, "config_id", range(len(df)))
-    fit = df[df["fits"].astype(bool)] if len(df) else df
     # ties (equal throughput) go to less memory, then to the enumeration order: deterministic
-    ranked = fit.sort_values(["tokens_per_s", "memory_hbm_gb", "config_id"], ascending=[False, True, True],
-                             kind="mergesort")
+    ranked = df[df["fits"]].sort_values(["tokens_per_s", "memory_hbm_gb", "config_id"],
+                                        ascending=[False, True, True], kind="mergesort")
     df["rank"] = pd.Series(range(1, len(ranked) + 1), index=ranked.index).reindex(df.index).astype("Int64")
-    summary = {"enumerated": len(layouts) + sum(space.rejected.values()), "valid": len(layouts),
-               "evaluated": len(df), "fit": len(fit), "rejected": dict(space.rejected.most_common()),
+    if confirm_top and len(ranked):
+        confirm(ctx, df, ranked.index[:confirm_top])
+    summary = {"candidates": len(layouts) + sum(space.rejected.values()), "valid": len(layouts),
+               "evaluated": len(df), "fit": len(ranked), "rejected": dict(space.rejected.most_common()),
                "enumerate_s": t_enum, "wall_s": time.perf_counter() - t0}
     return df, summary
+
+
+def confirm(ctx: TrainingContext, df: pd.DataFrame, index) -> None:
+    """Predict rows ``index`` of ``df`` through ``sim.scenario.predict``; fill ``bound`` in place and
+    check that the batch path gave the same numbers (1e-6 relative)."""
+    ref = evaluate_scalar(ctx, df.loc[index, LAYOUT_COLS])
+    rel = ((df.loc[index, NUMERIC] - ref[NUMERIC]).abs() / ref[NUMERIC].abs()).to_numpy().max()
+    if rel > 1e-6 or (df.loc[index, "fits"] != ref["fits"]).any():
+        raise RuntimeError(f"vectorized and scalar training predictions differ (max relative {rel:.1e})")
+    df["bound"] = df["bound"].astype(object)
+    df.loc[index, "bound"] = ref["bound"].astype(object)
 
 
 def layout_label(r) -> str:
@@ -495,7 +534,8 @@ def _run_training(args) -> int:
                           args.precision, inter_node_gbps=args.inter_node_gbps)
     client = _client(args)
     try:
-        df, summary = search_training(ctx, space, client, evaluator=evaluate_scalar if args.scalar else None)
+        df, summary = search_training(ctx, space, client, evaluator=evaluate_scalar if args.scalar else None,
+                                      confirm_top=args.top)
     finally:
         _close(client)
     top = df[df["rank"].notna()].sort_values("rank").head(args.top)
@@ -505,7 +545,8 @@ def _run_training(args) -> int:
         print(json.dumps({**summary, "top": json.loads(top.to_json(orient="records"))}, default=str))
         return 0
     print(f"{args.model} on {args.gpus} x {args.hardware}, global batch {args.global_batch}, seq {args.seq_len}: "
-          f"{summary['valid']} valid layouts ({sum(summary['rejected'].values())} candidates rejected), "
+          f"{summary['evaluated']} valid layouts evaluated ({sum(summary['rejected'].values())} candidates "
+          f"rejected), "
           f"{summary['fit']} fit in memory; {summary['wall_s']:.2f} s")
     for reason, n in summary["rejected"].items():
         print(f"  rejected {n:6d}: {reason}")
