@@ -63,6 +63,8 @@ class MemoryIn(_Workload):
     op: Literal["read", "write", "copy", "scale", "triad"]
     bytes: float = Field(gt=0, description="size of ONE array, bytes (STREAM convention)")
     level: Literal["hbm", "l2"] = "hbm"
+    passes: int = Field(default=1, gt=0, description="sweeps over the arrays in one kernel launch "
+                                                     "(cache benchmarks re-read a resident set many times)")
 
 
 class CollectiveIn(_Workload):
@@ -232,8 +234,8 @@ def predict_attention(w: AttentionIn, system, model=None) -> Prediction:
 def predict_memory(w: MemoryIn, system, model=None) -> Prediction:
     d = system.device
     n_read, n_write, flops_per_elem = STREAM[w.op]
-    op = Elementwise(bytes_read=n_read * w.bytes, bytes_written=n_write * w.bytes,
-                     flops=flops_per_elem * w.bytes / STREAM_ELEM_BYTES, level=w.level, name=f"stream_{w.op}")
+    op = Elementwise(bytes_read=w.passes * n_read * w.bytes, bytes_written=w.passes * n_write * w.bytes,
+                     flops=w.passes * flops_per_elem * w.bytes / STREAM_ELEM_BYTES, level=w.level, name=f"stream_{w.op}")
     oc = _price(op, system, "workload")
     footprint = (n_read + n_write) * w.bytes
     warnings = []
@@ -242,7 +244,7 @@ def predict_memory(w: MemoryIn, system, model=None) -> Prediction:
         fits = False
         warnings.append(f"level l2: {footprint:.3g} bytes of arrays exceed the {d.l2_bytes:.3g}-byte L2; "
                         "they cannot stay L2-resident")
-    moved = (n_read + n_write) * w.bytes
+    moved = w.passes * (n_read + n_write) * w.bytes
     return _prediction(op, oc, system, fits=fits, memory={"hbm": footprint},
                        metrics={"gbps": _per_s(moved, oc.time_s) / 1e9, "bytes_moved": moved},
                        warnings=warnings)
