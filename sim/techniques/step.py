@@ -23,25 +23,24 @@ from sim.techniques.memory import (dtype_bytes, layer_activation_bytes, optimize
 from sim.techniques.parallel import (Layout, dp_grad_op, dp_param_gather_op, ep_ops, group, group_system, p2p_op,
                                      ring_ops, tp_ops, ulysses_ops)
 
-param("host_dispatch_s", 14e-6,
+param("host_dispatch_s", 17.5e-6,
       "CPU time an eager framework spends per GPU kernel or collective it issues (Python module call, "
-      "autograd bookkeeping, ATen dispatcher, caching allocator, cudaLaunchKernel); a layer's kernels "
-      "cannot run faster than the CPU issues them",
-      "benchmarks/probe_eager_dispatch.py: a GPT layer's eager forward+backward at tiny sizes takes "
-      "~10.7 us of CPU per kernel as this model counts them, on this project's CPU without CUDA; plus "
-      "~3 us for cudaLaunchKernel on a GPU (PyTorch dispatch chain 5-25 us per op: 'From PyTorch op to "
-      "kernel launch', jiahuanglin.xyz GPU-kernel lessons 18)", lo=0.0, hi=1e-4)
-param("recompute_host_overhead_s", 4.7e-4,
+      "autograd bookkeeping, ATen dispatcher, caching allocator, TorchScript calls, cudaLaunchKernel); a "
+      "layer's kernels cannot run faster than the CPU issues them",
+      "benchmarks/probe_eager_dispatch.py: a Megatron-style GPT layer's eager forward+backward at tiny sizes "
+      "takes ~14.4 us of CPU per kernel as this model counts them (least-disturbed run, this project's CPU, "
+      "no CUDA); plus ~3 us for cudaLaunchKernel on a GPU (PyTorch dispatch 5-25 us per op: 'From PyTorch "
+      "op to kernel launch', jiahuanglin.xyz GPU-kernel lessons 18)", lo=0.0, hi=1e-4)
+param("recompute_host_overhead_s", 4.6e-4,
       "CPU time of activation checkpointing per layer and micro-batch beyond re-issuing the forward's "
       "kernels (autograd function re-entry, RNG state save/restore, detach and re-run bookkeeping)",
-      "benchmarks/probe_eager_dispatch.py: reentrant torch.utils.checkpoint adds ~0.63 ms per GPT layer, "
-      "of which ~0.16 ms re-issues the forward's kernels, on this project's CPU", lo=0.0, hi=1e-2)
-param("train_iteration_overhead_s", 3e-3,
-      "fixed per-iteration framework time outside the layers: optimizer and LR-scheduler bookkeeping, "
-      "loss-scale and grad-norm host syncs, logging, the step's Python",
-      "physical reasoning: ~100-300 framework ops and two or three host-device synchronisations at "
-      "~10 us each plus Python bookkeeping; Megatron-LM timers report a few ms of 'optimizer' beyond "
-      "the kernels for small models", lo=0.0, hi=0.1)
+      "benchmarks/probe_eager_dispatch.py: reentrant torch.utils.checkpoint around the same layer, "
+      "least-disturbed run on this project's CPU (0.46-0.71 ms measured)", lo=0.0, hi=1e-2)
+param("train_iteration_overhead_s", 5e-4,
+      "fixed per-iteration framework time outside the layers and the optimizer kernels: loss-scale and "
+      "grad-norm host synchronisations, LR-scheduler and logging Python",
+      "physical reasoning: 2-3 host-device synchronisations (a stream drain plus a device-to-host copy, "
+      "~20-50 us each) and ~20-50 framework ops at ~10 us each: 0.3-0.7 ms", lo=0.0, hi=0.1)
 param("train_microbatch_overhead_s", 3e-4,
       "fixed per-micro-batch framework time: data-loader next(), broadcast of the batch to the TP "
       "ranks, mask/position preprocessing, loss bookkeeping",
