@@ -37,7 +37,7 @@ def table(header: list[str], rows: list[list], fmt=None) -> str:
 
 def _save(fig, out: Path, name: str) -> str:
     fig.tight_layout()
-    fig.savefig(out / name, dpi=110)
+    fig.savefig(out / name, dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
     plt.close(fig)
     return name
@@ -219,8 +219,131 @@ def whatif(out: Path) -> Section:
                    "the same sweeps run at scale with <code>gpusim sweep</code>.", figs, tables)
 
 
+# ---------------------------------------------------------------- memory per tier
+def _train(hw, model, gpus, gpn, wl, **extra):
+    return {"hardware": hw, "model": model, "cluster": {"gpus": gpus, "gpus_per_node": gpn},
+            "workload": {"kind": "training", **wl}, "parameters": "spec", **extra}
+
+
+def _infer(hw, model, wl, gpus=1):
+    s = {"hardware": hw, "model": model, "workload": {"kind": "inference", **wl}, "parameters": "spec"}
+    if gpus > 1:
+        s["cluster"] = {"gpus": gpus}
+    return s
+
+
+MEMORY_HEADLINES = [
+    ("GPT-3 175B, 1024 A100-80GB\nTP8 PP16 DP8, full recompute", _train(
+        "A100-SXM4-80GB", "gpt3-175b", 1024, 8, {"global_batch": 1536, "micro_batch": 1, "seq_len": 2048, "precision": "fp16",
+         "parallel": {"tp": 8, "pp": 16, "dp": 8, "schedule": "interleaved", "virtual_stages": 2}, "recompute": "full"})),
+    ("13B on one V100-32GB\nno offload", _train(
+        "V100-SXM2-32GB", "gpt3-13b", 1, 1, {"global_batch": 8, "micro_batch": 8, "seq_len": 1024, "precision": "fp16",
+         "recompute": "full"})),
+    ("13B on one V100-32GB\nZeRO-Offload (optimizer on CPU)", _train(
+        "V100-SXM2-32GB", "gpt3-13b", 1, 1, {"global_batch": 8, "micro_batch": 8, "seq_len": 1024, "precision": "fp16",
+         "recompute": "full", "offload": {"optimizer": "cpu"}})),
+    ("1T on one DGX-2 (16 V100)\nZeRO-Infinity, NVMe", _train(
+        "V100-SXM2-32GB", "megatron-1t", 16, 16, {"global_batch": 16, "micro_batch": 1, "seq_len": 1024, "precision": "fp16",
+         "parallel": {"dp": 16, "zero": 3}, "recompute": "full",
+         "offload": {"optimizer": "nvme", "params": "nvme"}})),
+    ("LLaMA-2-70B inference, one A100\nFP16 weights", _infer(
+        "A100-SXM4-80GB", "llama-2-70b", {"batch": 8, "prompt_len": 1024, "gen_len": 256, "weights": "fp16", "kv_cache": "fp16"})),
+    ("LLaMA-2-70B inference, one A100\nFP6 weights (FP6-LLM)", _infer(
+        "A100-SXM4-80GB", "llama-2-70b", {"batch": 8, "prompt_len": 1024, "gen_len": 256, "weights": "fp6", "kv_cache": "fp16"})),
+    ("LLaMA-7B, 1M-token context\n2-bit KV (KVQuant)", _infer(
+        "A100-SXM4-80GB", "llama-2-7b", {"batch": 1, "prompt_len": 1_000_000, "gen_len": 16, "weights": "fp16", "kv_cache": "int2",
+                                                "prefill_chunk": 8192})),
+]
+
+
+def _memory_parts(pred) -> dict[str, dict[str, float]]:
+    """{tier: {component: bytes}} from a training or inference prediction's breakdown."""
+    b = pred.breakdown
+    if "memory" in b and isinstance(b["memory"], dict):
+        m = b["memory"]
+        tiers = {"hbm": m.get("hbm_per_gpu", {}), "host": m.get("host_per_gpu", {}), "nvme": m.get("nvme_per_gpu", {})}
+        return {t: {k: float(v) for k, v in parts.items() if isinstance(v, (int, float)) and k not in ("stage", "params_on_gpu")}
+                for t, parts in tiers.items()}
+    use = b.get("memory_use_bytes", {})
+    return {"hbm": {k: float(v) for k, v in use.items() if isinstance(v, (int, float))},
+            "host": {"host": pred.memory_bytes.get("host", 0.0)}, "nvme": {"nvme": pred.memory_bytes.get("nvme", 0.0)}}
+
+
+def memory(out: Path) -> Section:
+    import matplotlib.pyplot as plt
+    from sim.hardware import load_device, load_host
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), sharey=False)
+    rows, comps = [], {}
+    preds = [(label, scen, _predict(scen)) for label, scen in MEMORY_HEADLINES]
+    cmap = plt.get_cmap("tab20")
+    for ax, tier in zip(axes, ("hbm", "host", "nvme")):
+        for i, (label, scen, p) in enumerate(preds):
+            bottom = 0.0
+            for comp, v in _memory_parts(p)[tier].items():
+                if v <= 0:
+                    continue
+                color = comps.setdefault(comp, cmap(len(comps) % 20))
+                ax.bar(i, v / 1e9, bottom=bottom, color=color, label=comp if comp not in ax.get_legend_handles_labels()[1] else None)
+                bottom += v / 1e9
+        ax.set_xticks(range(len(preds)), [l for l, _, _ in preds], rotation=60, ha="right", fontsize=6.5)
+        ax.set(ylabel=f"GB per GPU ({tier})", title={"hbm": "GPU memory (HBM) per GPU", "host": "host DRAM per GPU",
+                                                     "nvme": "NVMe per GPU"}[tier])
+        if tier == "hbm":
+            for i, (_, scen, _) in enumerate(preds):
+                cap = load_device(scen["hardware"]).hbm_bytes / 1e9
+                ax.plot([i - 0.4, i + 0.4], [cap, cap], "k-", lw=1.5)
+        ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(0.0, -0.55), ncol=3)
+        ax.grid(True, axis="y", alpha=0.3)
+    for label, scen, p in preds:
+        rows.append([label.replace("\n", ", "), "yes" if p.fits else "no",
+                     *(f"{p.memory_bytes.get(t, 0) / 1e9:.1f}" for t in ("hbm", "host", "nvme")), p.bound])
+    figs = [(_save(fig, out, "memory.png"),
+             "Memory per tier for the headline training and inference scenarios (black bar: the device's HBM). "
+             "A scenario that overflows a tier is a prediction (fits: false), shown with its breakdown.")]
+    tables = [table(["scenario", "fits", "HBM GB/GPU", "host GB/GPU", "NVMe GB/GPU", "bound"], rows)]
+    return Section("Memory per tier", "Weights, gradients, optimizer states, activations (Korthikanti et al. 2022), "
+                   "KV cache and reserves, per GPU and per tier.", figs, tables)
+
+
+# ---------------------------------------------------------------- DES timeline
+TIMELINE = _train("A100-SXM4-80GB", "gpt3-1.3b", 4, 4,
+                  {"global_batch": 8, "micro_batch": 1, "seq_len": 2048, "precision": "fp16",
+                   "parallel": {"pp": 4, "dp": 1, "schedule": "1f1b"}, "engine": "des", "timeline": True})
+
+
+def timeline(out: Path) -> Section:
+    import matplotlib.pyplot as plt
+    p = _predict(TIMELINE)
+    ev = [e for e in (p.timeline or []) if e.get("ph") == "X"]
+    if not ev:
+        raise RuntimeError("the discrete-event engine returned no timeline events")
+    lanes = sorted({(e["pid"], e["tid"]) for e in ev}, key=lambda x: (str(x[0]), str(x[1])))
+    y = {lane: i for i, lane in enumerate(lanes)}
+    fig, ax = plt.subplots(figsize=(13, 0.45 * len(lanes) + 1.6))
+    kinds = {}
+    cmap = plt.get_cmap("tab10")
+    for e in ev:
+        kind = str(e.get("cat") or e.get("name", "")).split(":")[0]
+        c = kinds.setdefault(kind, cmap(len(kinds) % 10))
+        ax.broken_barh([(e["ts"] / 1e3, e["dur"] / 1e3)], (y[(e["pid"], e["tid"])] - 0.4, 0.8), color=c)
+    ax.set_yticks(range(len(lanes)), [f"GPU {pid}, {tid}" for pid, tid in lanes], fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel="time (ms)", title=f"1F1B pipeline, 4 stages x 8 micro-batches (GPT-3 1.3B, 4 A100): bubble "
+           f"{p.metrics.get('bubble_fraction', float('nan')) * 100:.1f}% (uniform-stage closed form (p-1)/(m+p-1) = "
+           f"{3 / 11 * 100:.1f}%; here the last stage also carries the LM head)")
+    for k, c in kinds.items():
+        ax.bar(0, 0, color=c, label=k)
+    ax.legend(fontsize=7, ncol=6, loc="upper right")
+    figs = [(_save(fig, out, "timeline.png"),
+             "Timeline from the discrete-event engine (one lane per GPU and stream). The same events export to "
+             "Chrome/Perfetto with gpusim predict --trace FILE.")]
+    return Section("Pipeline timeline (discrete-event engine)", "", figs)
+
+
 SECTIONS = {
     "roofline": roofline,
     "validation": validation,
+    "memory": memory,
+    "timeline": timeline,
     "whatif": whatif,
 }
