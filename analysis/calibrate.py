@@ -200,8 +200,10 @@ def _lsq(rows: pd.DataFrame, base: np.ndarray, device, names_: list[str], predic
     out = {}
     for n, z, l, h in zip(fnames, sol.x, lo, hi):
         out[n] = float(z * scale[free[fnames.index(n)]])
-        if np.isclose(z, l, rtol=1e-3, atol=1e-9) or np.isclose(z, h, rtol=1e-3, atol=1e-9):
-            res.at_bound.append(n)
+        for bound, b in ((l, declared(n).lo), (h, declared(n).hi)):
+            if np.isclose(z, bound, rtol=1e-3, atol=1e-9):
+                out[n] = float(b)              # snap onto the bound it ended on
+                res.at_bound.append(n)
     return out
 
 
@@ -229,7 +231,12 @@ def fit_family(rows: pd.DataFrame, device, family: Family, predict,
         else:
             names_.append(nm)
     if names_:
-        res.values.update(_lsq(rows, base, device, names_, predict, prior_weight, res, rows_per_param))
+        for n, v in _lsq(rows, base, device, names_, predict, prior_weight, res, rows_per_param).items():
+            if math.isclose(v, current(device, n), rel_tol=1e-9, abs_tol=1e-15):
+                res.kept[n] = "the fit ends where it started: on its bound, at the spec value"
+                res.at_bound = [a for a in res.at_bound if a != n]
+            else:
+                res.values[n] = v
     res.err_fit = rel_err(log_errors(rows, override(device, res.values), predict)).tolist()
     return res
 
