@@ -303,9 +303,16 @@ def price_step(wl, system, model) -> Step:
     if hit is None:
         if len(_LAYER_CACHE) > 50_000:
             _LAYER_CACHE.clear()
-        bounds: dict = {}
-        hit = _LAYER_CACHE[key] = (_layer(model, wl, L, system, bounds), _ends(model, wl, L, system, bounds), bounds)
-    ly, ends, bounds = hit[0], hit[1], dict(hit[2])
+        lb: dict = {}
+        eb: dict = {}
+        hit = _LAYER_CACHE[key] = (_layer(model, wl, L, system, lb), _ends(model, wl, L, system, eb), (lb, eb))
+    ly, ends = hit[0], hit[1]
+    # compute time per micro-batch by bounding resource, averaged over stages (one layer's ops x layers/pp,
+    # plus the embedding and the head once per pipeline)
+    lb, eb = hit[2]
+    bounds = {k: v * model.layers / L.pp for k, v in lb.items()}
+    for k, v in eb.items():
+        bounds[k] = bounds.get(k, 0.0) + v / L.pp
     layers = stage_layers(model.layers, L.pp)
     t_p2p = price(p2p_op(L, wl.micro_batch * wl.seq_len // L.sp * model.hidden * dtype_bytes(wl.precision)),
                   group(system, L, "pp")[1]).time_s if L.pp > 1 else 0.0
