@@ -501,6 +501,15 @@ def _close(client):
             cluster.close()
 
 
+def _records(df: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-ready dicts at full float precision (``DataFrame.to_json`` rounds to 10 digits)."""
+    def py(v):
+        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+            return None
+        return v.item() if hasattr(v, "item") else v
+    return [{k: py(v) for k, v in r.items()} for r in df.to_dict("records")]
+
+
 def _table(df: pd.DataFrame, cols: list[tuple[str, str, str]]) -> str:
     """Fixed-width text table: (header, column, format)."""
     cells = [[h for h, _, _ in cols]] + [[format(r[c], f) if f else str(r[c]) for _, c, f in cols]
@@ -542,7 +551,7 @@ def _run_training(args) -> int:
     if args.out:
         df.to_parquet(args.out, index=False)
     if args.json:
-        print(json.dumps({**summary, "top": json.loads(top.to_json(orient="records"))}, default=str))
+        print(json.dumps({**summary, "top": _records(top)}))
         return 0
     print(f"{args.model} on {args.gpus} x {args.hardware}, global batch {args.global_batch}, seq {args.seq_len}: "
           f"{summary['evaluated']} valid layouts evaluated ({sum(summary['rejected'].values())} candidates "
@@ -586,8 +595,8 @@ def _run_inference(args) -> int:
     unpriced = df[df["meets"] & ~df["priced"]].sort_values("tokens_per_s_per_gpu", ascending=False).head(args.top) \
         if not df.empty else df
     if args.json:
-        print(json.dumps({**summary, "top": json.loads(ranked.to_json(orient="records")),
-                          "unpriced_top_by_tokens_per_s_per_gpu": json.loads(unpriced.to_json(orient="records"))}))
+        print(json.dumps({**summary, "top": _records(ranked),
+                          "unpriced_top_by_tokens_per_s_per_gpu": _records(unpriced)}))
         return 0
     print(f"{args.model}: prompt {args.prompt_len}, gen {args.gen_len}, TTFT <= {args.ttft} s, TPOT <= {args.tpot} s: "
           f"{summary['evaluated']} deployments evaluated, {summary['meeting']} meet the targets")

@@ -81,13 +81,13 @@ def test_enumerated_layouts_are_accepted_by_the_training_kind():
 
 
 # ---- evaluation and ranking ---------------------------------------------------------------------
-GPT_SMALL = "gpt3-1.3b"
+GPT_SMALL = "gpt3-6.7b"      # 6.7B x 16 B of model states = 107 GB: needs sharding on 40 GB GPUs
 
 
 @pytest.fixture(scope="module")
 def small_search():
-    sp = S.TrainingSpace(load_model(GPT_SMALL), 8, 8, 32, 2048, context_parallel=False, max_micro_batch=8)
-    ctx = S.TrainingContext("A100-SXM4-40GB", GPT_SMALL, 8, 8, 32, 2048)
+    sp = S.TrainingSpace(load_model(GPT_SMALL), 8, 8, 16, 2048, context_parallel=False, max_micro_batch=4)
+    ctx = S.TrainingContext("A100-SXM4-40GB", GPT_SMALL, 8, 8, 16, 2048)
     df, summary = S.search_training(ctx, sp)
     return ctx, df, summary
 
@@ -95,6 +95,8 @@ def small_search():
 def test_a_layout_that_does_not_fit_is_never_ranked(small_search):
     _, df, summary = small_search
     assert (~df["fits"]).any() and df["fits"].any()              # the case has both
+    # plain data parallelism keeps all 107 GB of model states on every 40 GB GPU: never fits
+    assert not df[(df["tp"] == 1) & (df["pp"] == 1) & (df["zero"] == 0)]["fits"].any()
     assert df.loc[df["rank"].notna(), "fits"].all()
     assert df["rank"].notna().sum() == summary["fit"] == df["fits"].sum()
     ranked = df[df["rank"].notna()].sort_values("rank")
@@ -107,7 +109,9 @@ def test_top_layouts_equal_the_scalar_predict(small_search):
     ref = S.evaluate_scalar(ctx, top)
     for col in ("iteration_time_s", "tokens_per_s", "mfu", "memory_hbm_gb"):
         assert (abs(top[col] - ref[col]) <= 1e-6 * abs(ref[col])).all(), col
-    assert (top["bound"] == ref["bound"]).all() and ref["fits"].all()
+    assert ref["fits"].all() and top["fits"].all()
+    S.confirm(ctx, df, top.index)                                     # the CLI's check: fills the bound
+    assert (df.loc[top.index, "bound"] == ref["bound"]).all()
 
 
 # ---- inference -----------------------------------------------------------------------------------
@@ -200,8 +204,8 @@ def test_hand_started_dask_cluster_gives_the_local_results(tmp_path):
             client.wait_for_workers(1, timeout=30)
             sp = lambda: _space(gpus=8, gpn=8, gb=8, seq=128, context_parallel=False)   # noqa: E731
             ctx = S.TrainingContext("A100-SXM4-80GB", TINY, 8, 8, 8, 128)
-            remote, _ = S.search_training(ctx, sp(), client, chunk=50, evaluator=S.evaluate_scalar)
-            local, _ = S.search_training(ctx, sp(), None, evaluator=S.evaluate_scalar)
+            remote, _ = S.search_training(ctx, sp(), client, chunk=50)
+            local, _ = S.search_training(ctx, sp(), None)
             pd.testing.assert_frame_equal(remote, local)
             target = S.InferenceTarget("llama-2-7b", 256, 32, 1.0, 0.05)
             r_inf, _ = S.search_inference(target, ["L40S"], 2, client=client, chunk=8)
@@ -221,3 +225,47 @@ def test_hand_started_dask_cluster_gives_the_local_results(tmp_path):
         pd.testing.assert_frame_equal(r_sw, l_sw)
     finally:
         _stop(procs)
+
+
+def test_vectorized_equals_scalar_on_every_kind_of_layout():
+    """Pipelined, interleaved, context-parallel, ZeRO-3 and offloaded (layerwise) layouts alike: one
+    layout of every combination of the knobs that change the evaluation path."""
+    sp = _space(gpus=8, gpn=8, gb=8, seq=128, context_parallel=True)
+    df = S.enumerate_training(sp).groupby(["tp", "pp", "cp_mode", "schedule", "zero", "offload_optimizer",
+                                           "offload_params", "recompute"]).head(1)
+    ctx = S.TrainingContext("H100-SXM5-80GB", TINY, 8, 8, 8, 128)
+    vec, ref = S.evaluate_vectorized(ctx, df), S.evaluate_scalar(ctx, df)
+    assert (vec["error"] == "").all() and (ref["error"] == "").all()
+    rel = ((vec[S.NUMERIC] - ref[S.NUMERIC]).abs() / ref[S.NUMERIC].abs()).to_numpy().max()
+    assert rel <= 1e-6 and (vec["fits"] == ref["fits"]).all()
+    assert {"interleaved", "1f1b"} <= set(df["schedule"]) and (df["offload_params"] == "cpu").any()
+    assert {"ring", "ulysses", "none"} == set(df["cp_mode"]) and len(df) >= 50
+
+
+# ---- command line ----------------------------------------------------------------------------------
+def test_cli_training_json_and_parquet(tmp_path, capsys):
+    from analysis.cli import main
+    out = tmp_path / "rows.parquet"
+    rc = main(["search", "training", "--model", "gpt3-1.3b", "--gpus", "8", "--hardware", "A100-SXM4-40GB",
+               "--global-batch", "16", "--max-micro-batch", "4", "--serial", "--json", "--top", "3",
+               "--out", str(out)])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    rows = pd.read_parquet(out)
+    assert len(rows) == res["evaluated"] and len(res["top"]) == 3
+    assert [r["rank"] for r in res["top"]] == [1, 2, 3] and all(r["bound"] for r in res["top"])
+    assert res["top"][0]["tokens_per_s"] == rows["tokens_per_s"][rows["fits"]].max()
+
+
+def test_cli_table_and_bad_input(capsys):
+    from analysis.cli import main
+    assert main(["search", "training", "--model", "gpt3-1.3b", "--gpus", "8", "--hardware", "A100-SXM4-40GB",
+                 "--global-batch", "16", "--max-micro-batch", "2", "--serial", "--top", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "rank" in text and "tokens/s" in text and "tp" in text
+    assert main(["search", "training", "--model", "gpt-9", "--gpus", "8", "--hardware", "A100-SXM4-40GB",
+                 "--serial"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "gpt-9" in err and len(err.strip().splitlines()) == 1
+    assert main(["search", "inference", "--model", "llama-2-7b", "--ttft", "1", "--tpot", "0.05",
+                 "--hardware", "Z100", "--serial"]) == 2
