@@ -15,7 +15,8 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import InputError, pydantic_to_input_error
-from sim.hardware import load_device, load_host, read_yaml, with_calibration
+from sim.hardware import (calibration_warnings, load_device, load_host, read_yaml, with_calibration,
+                          with_host_calibration)
 from sim.hardware.system import Cluster, System
 
 
@@ -105,7 +106,12 @@ def resolve(scenario: dict, where: str = "scenario"):
         raise InputError(where, "parameters", f"got {parameters!r}; expected 'spec' or 'calibrated'")
     if parameters == "calibrated":
         device = with_calibration(device)
-    host = load_host(scenario.get("host") or device.default_host)
+    host_ref = scenario.get("host") or device.default_host
+    if host_ref == "local" or parameters == "calibrated":
+        # 'local' = this machine, from its host-probe profile; zoo hosts get fitted host efficiencies
+        host = with_host_calibration(host_ref, efficiency=parameters == "calibrated")
+    else:
+        host = load_host(host_ref)
     if scenario.get("whatif"):
         device, host = _apply_whatif(scenario["whatif"], device, host, where)
     try:
@@ -153,7 +159,15 @@ def predict(scenario: str | Path | dict) -> Prediction:
     where = str(scenario) if not isinstance(scenario, dict) else "scenario"
     data = load_scenario(scenario)
     workload, system, model, kind = resolve(data, where)
-    return KINDS[kind].predict(workload, system, model)
+    pred = KINDS[kind].predict(workload, system, model)
+    if system.device.calibration and kind in SINGLE_OP_KINDS:
+        sizes = {k: v for k, v in workload.model_dump().items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        pred.warnings.extend(calibration_warnings(system.device, kind, sizes))
+    return pred
+
+
+# kinds that are one op, whose sizes can be checked against the calibrated range
+SINGLE_OP_KINDS = {"gemm", "attention", "memory", "collective", "transfer"}
 
 
 def to_json_text(pred: Prediction) -> str:

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import sim.hardware as hw
+import sim.hardware.calibration as hwcal
 from analysis import calibrate as cal
 from analysis.traces import METRIC_UNITS, append_measured, load_measured
 from analysis.validate import predict_row
@@ -150,7 +151,7 @@ def test_profile_loads_changes_predictions_and_flags_range(tmp_path, monkeypatch
     t_cal = predict({**scen, "hardware": calibrated}).time_s
     assert t_cal == pytest.approx(t_spec * 0.85 / 0.74, rel=0.03)     # compute-bound: time ~ 1/fraction
     # range flags: the profile found by device name in the calibrated folder
-    monkeypatch.setattr(hw, "CALIBRATED", tmp_path)
+    monkeypatch.setattr(hwcal, "CALIBRATED", tmp_path)
     assert hw.calibration_warnings(DEV, "gemm", {"m": 4096, "n": 4096, "k": 4096}) == []
     w = hw.calibration_warnings(DEV, "Gemm", {"m": 4096, "n": 4096, "k": 65536})
     assert len(w) == 1 and "k=65536" in w[0] and "outside" in w[0]
@@ -256,7 +257,7 @@ def test_host_profile_from_probes_drives_zero_offload(tmp_path, monkeypatch):
     other["machine"]["cpu_model"] = "not this CPU"
     path.write_text(yaml.safe_dump(other))
     assert hw.local_host_profile(tmp_path / "hosts") is None
-    monkeypatch.setattr(hw, "local_host_profile", lambda: None)
+    monkeypatch.setattr(hwcal, "local_host_profile", lambda: None)
     with pytest.raises(InputError) as e:
         with_host_calibration("local")
     assert e.value.field == "host" and "gpusim bench" in str(e.value)
