@@ -123,27 +123,42 @@ def validation(out: Path) -> Section:
     fams = sorted({r["family"] for r in res["spec"]})
     cmap = plt.get_cmap("tab20")
     colors = {f: cmap(i % 20) for i, f in enumerate(fams)}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), sharex=True, sharey=True)
-    for ax, (mode, results) in zip(axes, res.items()):
-        for f in fams:
-            pts = [(r["measured"], r["predicted"]) for r in results if r["family"] == f and r["predicted"]]
-            if pts:
-                m, p = zip(*pts)
-                ax.scatter(m, p, s=12, color=colors[f], label=f"{f} ({len(pts)})")
-        lo, hi = 1e-6, 1e6
-        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
-        for k in (0.5, 2):
-            ax.plot([lo, hi], [lo * k, hi * k], "k:", lw=0.6)
-        o = summ[mode]["overall"]
-        ax.set(xscale="log", yscale="log", title=f"{mode} parameters: median |error| "
-               f"{(o['median'] or 0) * 100:.1f}% over {o['predicted']} rows",
-               xlabel="measured (row's own unit: TFLOP/s, GB/s, s, x ...)", ylabel="predicted (same unit)")
-        ax.grid(True, alpha=0.3)
-    axes[1].legend(fontsize=6, ncol=2, loc="upper left")
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(14, 5.6), gridspec_kw={"width_ratios": [1, 1.5]})
+    allv = []
+    for f in fams:
+        pts = [(r["measured"], r["predicted"]) for r in res["spec"] if r["family"] == f and r["predicted"]]
+        if pts:
+            m, p = zip(*pts)
+            allv += list(m) + list(p)
+            ax.scatter(m, p, s=10, color=colors[f], label=f"{f} ({len(pts)})")
+    lo, hi = min(allv) / 2, max(allv) * 2
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    for k in (0.5, 2):
+        ax.plot([lo, hi], [lo * k, hi * k], "k:", lw=0.6)
+    ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), title="every row, spec parameters",
+           xlabel="measured (row's own unit: TFLOP/s, GB/s, s, x ...)", ylabel="predicted (same unit)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6, ncol=2, loc="upper left")
+    shown = [f for f in fams if any(x["ratio"] for x in res["spec"] if x["family"] == f)]
+    for k, (mode, results) in enumerate(res.items()):
+        for i, f in enumerate(shown):
+            r = np.array([x["ratio"] for x in results if x["family"] == f and x["ratio"]])
+            if r.size:
+                xs = i + (k - 0.5) * 0.36 + np.random.default_rng(i).uniform(-0.12, 0.12, r.size)
+                bx.scatter(xs, r, s=6, alpha=0.5, color="tab:blue" if mode == "spec" else "tab:orange",
+                           label=(f"{mode} parameters" if i == 0 else None))
+                bx.plot([i + (k - 0.5) * 0.36 - 0.15, i + (k - 0.5) * 0.36 + 0.15], [np.median(r)] * 2, "k-", lw=2)
+    bx.axhline(1, color="k", lw=0.8)
+    for y in (0.5, 2):
+        bx.axhline(y, color="k", ls=":", lw=0.6)
+    bx.set(yscale="log", ylabel="predicted / measured", title="ratio per family (black bar: median)")
+    bx.set_xticks(range(len(shown)), shown, rotation=45, ha="right", fontsize=8)
+    bx.grid(True, axis="y", alpha=0.3)
+    bx.legend(fontsize=7)
     figs = [(_save(fig, out, "validation.png"),
-             "Predicted vs measured for every validation row (log-log; the solid line is equality, dotted lines "
-             "are 2x off). Left: spec parameters only (no fitting); right: with the calibrated profiles (fitted on "
-             "these rows; the honest held-out error is in the calibration section).")]
+             "Left: predicted vs measured for every validation row (log-log; solid line equality, dotted 2x off). "
+             "Right: predicted/measured per family with spec parameters (blue, no fitting) and with the calibrated "
+             "profiles (orange; fitted on these rows, so the honest held-out error is in docs/calibration.md).")]
     pct = lambda v: "-" if v is None else f"{v * 100:.1f}%"   # noqa: E731
     trows = [[f, s["rows"], s["predicted"], pct(s["median"]), pct(s["p90"]), pct(summ["calibrated"]["by_family"][f]["median"])]
              for f, s in summ["spec"]["by_family"].items()]
