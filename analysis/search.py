@@ -158,7 +158,8 @@ def enumerate_training(sp: TrainingSpace) -> pd.DataFrame:
 
 
 def training_scenario(row, hardware, model_ref, gpus: int, gpus_per_node: int, global_batch: int, seq_len: int,
-                      precision: str = "bf16", attn_impl: str = "flash2", inter_node_gbps: float | None = None) -> dict:
+                      precision: str = "bf16", attn_impl: str = "flash2", inter_node_gbps: float | None = None,
+                      parameters: str | None = None) -> dict:
     """The ``gpusim predict`` scenario of one enumerated layout (the scalar path)."""
     par = {"tp": int(row["tp"]), "pp": int(row["pp"]), "dp": int(row["dp"]), "sp": int(row["cp"]),
            "sequence_parallel": bool(row["sequence_parallel"]), "ep": int(row["ep"]), "zero": int(row["zero"]),
@@ -172,7 +173,10 @@ def training_scenario(row, hardware, model_ref, gpus: int, gpus_per_node: int, g
           "seq_len": seq_len, "precision": precision, "parallel": par, "recompute": row["recompute"],
           "attn_impl": attn_impl,
           "offload": {"optimizer": row["offload_optimizer"], "params": row["offload_params"]}}
-    return {"hardware": hardware, "cluster": cluster, "model": model_ref, "workload": wl}
+    sc = {"hardware": hardware, "cluster": cluster, "model": model_ref, "workload": wl}
+    if parameters:
+        sc["parameters"] = parameters
+    return sc
 
 
 # ---- evaluation: the training kind's functions, in chunks, on Dask or in this process --------
@@ -188,10 +192,11 @@ class TrainingContext:
     precision: str = "bf16"
     attn_impl: str = "flash2"
     inter_node_gbps: float | None = None
+    parameters: str | None = None          # 'spec' | 'calibrated' (the scenario default: calibrated)
 
     def scenario(self, row) -> dict:
         return training_scenario(row, self.hardware, self.model, self.gpus, self.gpus_per_node, self.global_batch,
-                                 self.seq_len, self.precision, self.attn_impl, self.inter_node_gbps)
+                                 self.seq_len, self.precision, self.attn_impl, self.inter_node_gbps, self.parameters)
 
 
 METRIC_COLS = ["fits", "iteration_time_s", "tokens_per_s", "tflops_per_gpu", "mfu", "memory_hbm_gb", "bound", "error"]
@@ -453,6 +458,8 @@ def add_arguments(p):
     t.add_argument("--seq-len", type=int, default=2048)
     t.add_argument("--gpus-per-node", type=int, default=8)
     t.add_argument("--precision", default="bf16", choices=["fp32", "tf32", "fp16", "bf16", "fp8"])
+    t.add_argument("--parameters", choices=["spec", "calibrated"], default=None,
+                   help="efficiency parameters: the spec's or the calibrated profile's (default: the scenario default)")
     t.add_argument("--inter-node-gbps", type=float, default=None, help="per-GPU network line rate (default: the kind's)")
     t.add_argument("--cross-node-tp", action="store_true", help="also try tp > gpus-per-node")
     t.add_argument("--cp", choices=["auto", "on", "off"], default="auto",
@@ -515,7 +522,8 @@ def _table(df: pd.DataFrame, cols: list[tuple[str, str, str]]) -> str:
     cells = [[h for h, _, _ in cols]] + [[format(r[c], f) if f else str(r[c]) for _, c, f in cols]
                                          for _, r in df.iterrows()]
     w = [max(len(row[k]) for row in cells) for k in range(len(cols))]
-    return "\n".join("  ".join(v.ljust(w[k]) if k == 0 else v.rjust(w[k]) for k, v in enumerate(row)) for row in cells)
+    left = [not f for _, _, f in cols]                      # text left, numbers right
+    return "\n".join("  ".join(v.ljust(w[k]) if left[k] else v.rjust(w[k]) for k, v in enumerate(row)) for row in cells)
 
 
 def _check_model_and_device(model_ref, devices):
@@ -540,7 +548,7 @@ def _run_training(args) -> int:
                           cross_node_tp=args.cross_node_tp, context_parallel=cp, offload=not args.no_offload,
                           max_micro_batch=args.max_micro_batch)
     ctx = TrainingContext(args.hardware, args.model, args.gpus, space.gpus_per_node, args.global_batch, args.seq_len,
-                          args.precision, inter_node_gbps=args.inter_node_gbps)
+                          args.precision, inter_node_gbps=args.inter_node_gbps, parameters=args.parameters)
     client = _client(args)
     try:
         df, summary = search_training(ctx, space, client, evaluator=evaluate_scalar if args.scalar else None,
@@ -563,7 +571,7 @@ def _run_training(args) -> int:
         print("no layout fits in memory")
         return 0
     top = top.assign(layout=top.apply(layout_label, axis=1), it_ms=top["iteration_time_s"] * 1e3)
-    print(_table(top, [("rank", "rank", ""), ("layout", "layout", ""), ("iter ms", "it_ms", ".1f"),
+    print(_table(top, [("rank", "rank", "d"), ("layout", "layout", ""), ("iter ms", "it_ms", ".1f"),
                        ("tokens/s", "tokens_per_s", ",.0f"), ("MFU", "mfu", ".3f"),
                        ("HBM GB/GPU", "memory_hbm_gb", ".1f"), ("bound", "bound", "")]))
     if args.out:
@@ -602,8 +610,8 @@ def _run_inference(args) -> int:
           f"{summary['evaluated']} deployments evaluated, {summary['meeting']} meet the targets")
     for reason, n in summary["rejected"].items():
         print(f"  rejected {n:6d}: {reason}")
-    cols = [("hardware", "hardware", ""), ("GPUs", "gpus", ""), ("weights", "weights", ""), ("KV", "kv_cache", ""),
-            ("batch", "batch", ""), ("TTFT s", "ttft_s", ".3f"), ("TPOT ms", "tpot_ms", ".1f"),
+    cols = [("hardware", "hardware", ""), ("GPUs", "gpus", "d"), ("weights", "weights", ""), ("KV", "kv_cache", ""),
+            ("batch", "batch", "d"), ("TTFT s", "ttft_s", ".3f"), ("TPOT ms", "tpot_ms", ".1f"),
             ("tokens/s", "tokens_per_s", ",.0f"), ("HBM GB", "memory_hbm_gb", ".1f")]
     if not ranked.empty:
         ranked = ranked.assign(tpot_ms=ranked["tpot_s"] * 1e3)

@@ -63,7 +63,8 @@ def main(argv=None) -> int:
         _close(client)
     pd.testing.assert_frame_equal(_missing_as_none(serial), _missing_as_none(dask_df))
     failed = int((serial["error"] != "").sum())
-    print(f"sweep: {len(configs)} scenarios ({failed} rejected by the training kind), chunks of {args.chunk}")
+    print(f"sweep: {len(configs)} scenarios ({failed} rejected by the training kind), chunks of {args.chunk}; "
+          f"load average after: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"one core, in process       : {t_serial:7.2f} s  ({t_serial / len(configs) * 1e3:.1f} ms/scenario)")
     print(f"local Dask cluster start   : {t_start:7.2f} s  ({workers} worker processes, {os.cpu_count()} cores)")
     print(f"local Dask cluster, sweep  : {t_dask:7.2f} s")
