@@ -377,7 +377,7 @@ def search_inference(t: InferenceTarget, devices: list[str], max_gpus: int = 8, 
     df["priced"] = df["usd_per_hour"].notna()
     ok = df[df["meets"] & df["priced"]].sort_values(["usd_per_hour", "usd_per_mtok", "hardware", "tp", "batch"],
                                                     kind="mergesort")
-    df["rank"] = pd.Series(range(1, len(ok) + 1), index=ok.index).reindex(df.index)
+    df["rank"] = pd.Series(range(1, len(ok) + 1), index=ok.index).reindex(df.index).astype("Int64")
     summary = {"candidates": len(cands), "evaluated": len(df), "meeting": int(df["meets"].sum()),
                "meeting_unpriced": int((df["meets"] & ~df["priced"]).sum()), "rejected": dict(rejected),
                "price_source": PRICE_SOURCE}
@@ -616,7 +616,7 @@ def _run_inference(args) -> int:
     if not ranked.empty:
         ranked = ranked.assign(tpot_ms=ranked["tpot_s"] * 1e3)
         print(f"cheapest first (USD per GPU-hour: {summary['price_source']}):")
-        print(_table(ranked, [("rank", "rank", ".0f")] + cols + [("$/h", "usd_per_hour", ".2f"),
+        print(_table(ranked, [("rank", "rank", "d")] + cols + [("$/h", "usd_per_hour", ".2f"),
                                                                   ("$/Mtok", "usd_per_mtok", ".2f")]))
     else:
         print("no priced deployment meets the targets")
