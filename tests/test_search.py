@@ -1,7 +1,6 @@
 """Configuration search: hand-counted enumeration, the training kind's own rules, ranking only what
 fits, vectorized == scalar, the inference cost ranking, and a hand-started Dask cluster."""
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -14,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analysis import search as S
-from sim.errors import InputError
 from sim.models import load_model
 from sim.scenario import predict
 
