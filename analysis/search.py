@@ -501,10 +501,8 @@ def _client(args):
 
 def _close(client):
     if client is not None:
-        cluster = getattr(client, "cluster", None)
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        from analysis.sweep import close_client
+        close_client(client)
 
 
 def _records(df: pd.DataFrame) -> list[dict]:

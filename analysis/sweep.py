@@ -158,7 +158,15 @@ def make_client(scheduler: str | None = None, workers: int | None = None):
     if scheduler:
         return Client(scheduler)
     n = workers or os.cpu_count() or 1
-    return Client(LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None))
+    return Client(LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"))
+
+
+def close_client(client) -> None:
+    """Close the client and, when it made one, its local cluster (worker processes included)."""
+    cluster = getattr(client, "cluster", None)
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def run(args) -> int:
@@ -169,7 +177,7 @@ def run(args) -> int:
     try:
         df = run_sweep(spec, out, client, progress=not args.no_progress, where=args.sweep)
     finally:
-        client.close()
+        close_client(client)
     failed = int((df["error"] != "").sum())
     print(f"{len(df)} configurations -> {out} ({failed} not predicted: see the 'error' column)")
     return 0

@@ -40,18 +40,24 @@ def _checked_efficiency(data: dict, path: Path, required: bool = True) -> dict:
 
 def with_calibration(device: DeviceSpec, profile: Path | None = None) -> DeviceSpec:
     """The device with the efficiency parameters of its calibrated profile (written by
-    ``gpusim calibrate``) merged over the spec file's; unchanged when there is no profile."""
-    path = profile or calibration_file(device.name)
+    ``gpusim calibrate``) merged over the spec file's; unchanged when there is no profile.
+    Cached by profile path and modification time: sweeps call this for every scenario."""
+    path = Path(profile) if profile else calibration_file(device.name)
     if not path.exists():
         return device
-    data = read_yaml(path)
-    fitted = _checked_efficiency(data, path)
+    return _calibrated(device.model_dump_json(), str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _calibrated(device_json: str, path_s: str, mtime_ns: int) -> DeviceSpec:
+    path = Path(path_s)
+    device = DeviceSpec.model_validate_json(device_json)
+    fitted = _checked_efficiency(read_yaml(path), path)
     sources = dict(device.sources)
     sources.update({f"efficiency.{k}": f"calibrated: {path.name}" for k in fitted})
     d = device.model_dump()
     d.update(efficiency={**device.efficiency, **fitted}, sources=sources, calibration=str(path.name))
     return _validate(DeviceSpec, d, str(path))
-
 
 # ---- what a calibrated profile was fitted on (written by analysis/calibrate.py) ----------------
 
