@@ -41,7 +41,8 @@ class Claim:
     family: str                     # one of FAMILIES
     paper: str
     claim: str                      # verbatim quote, an exact substring of TECHNIQUES.md
-    setup: str                      # hardware, baseline and the inputs the prediction uses
+    hardware: str                   # the device(s) the prediction runs on ('assumed' where the paper is silent)
+    setup: str                      # baseline and the inputs the prediction uses
     metric: str                     # what the numbers measure, with unit
     published: Value                # number, (lo, hi) range, or True/False for a capacity predicate
     tolerance: float                # relative, on the published number or range ends
@@ -175,7 +176,7 @@ def fp6_llm_ratios() -> dict:
             "fp16_fits_one_gpu": fp16_one}
 
 
-claim("A1.ratio", id="A1", family="lowprec_gemm", paper="FP6-LLM",
+claim("A1.ratio", id="A1", family="lowprec_gemm", paper="FP6-LLM", hardware="A100-SXM4-80GB (1 vs 2)",
       claim="FP6-LLM enables the inference of LLaMA-70b using only a single GPU, achieving 1.69x-2.65x higher "
             "normalized inference throughput than the FP16 baseline.",
       setup="LLaMA-2-70B, FP6 on 1x A100-80GB vs FP16 on 2x A100-80GB (TP 2), per-GPU tokens/s; batch 1-64, "
@@ -214,19 +215,25 @@ def gptq_speedups(hw: str) -> dict:
 
 GPTQ_QUOTE = ("end-to-end inference speedups over FP16, of around 3.25x when using high-end GPUs (NVIDIA A100) "
               "and 4.5x when using more cost-effective ones (NVIDIA A6000)")
-claim("A6.fit", id="A6", family="lowprec_gemm", paper="GPTQ",
+claim("A6.fit", id="A6", family="lowprec_gemm", paper="GPTQ", hardware="A100-SXM4-80GB",
       claim="allowing us for the first time to execute an 175 billion-parameter model inside a single GPU for "
             "generative inference",
       setup="OPT-175B at 3 bits (group scales) on 1x A100-80GB; 4 bits (87.5 GB) must not fit",
       metric="fits in HBM", published=True, tolerance=0.0)(lambda: gptq_fits()["int3"])
-claim("A6.a100", id="A6", family="lowprec_gemm", paper="GPTQ", claim=GPTQ_QUOTE,
+claim("A6.int4", id="A6", family="lowprec_gemm", paper="GPTQ", hardware="A100-SXM4-80GB",
+      claim="allowing us for the first time to execute an 175 billion-parameter model inside a single GPU for "
+            "generative inference",
+      setup="implied (TECHNIQUES.md 2(b) check): OPT-175B at 4 bits (87.5 GB) does not fit 1x A100-80GB, so the "
+            "single-GPU claim means 3 bits", metric="fits in HBM", published=False, tolerance=0.0,
+      )(lambda: gptq_fits()["int4"])
+claim("A6.a100", id="A6", family="lowprec_gemm", paper="GPTQ", hardware="A100-SXM4-80GB (1 vs 5)", claim=GPTQ_QUOTE,
       setup="3-bit OPT-175B on 1x A100-80GB vs FP16 on 5 (layers split, batch 1); band: GPTQ's 2022 dequant "
             "(4 ALU ops/weight, half overlapped) to modern fused dequant",
       metric="per-token speedup (x)", published=3.25, tolerance=0.10,
       why="the modern fused kernel sits at the 16/3 byte-ratio bound (4.8x); the 2022 kernel's dequant overlap is "
           "unknown: on the A100 (lowest ALU:HBM ratio) it turns ALU-bound (2.5x). The two settings bracket 3.25x.",
       )(lambda: (gptq_speedups(A100)["old"], gptq_speedups(A100)["modern"]))
-claim("A6.a6000", id="A6", family="lowprec_gemm", paper="GPTQ", claim=GPTQ_QUOTE,
+claim("A6.a6000", id="A6", family="lowprec_gemm", paper="GPTQ", hardware="RTX-A6000 (2 vs 8)", claim=GPTQ_QUOTE,
       setup="3-bit OPT-175B on 2x RTX A6000 vs FP16 on 8 (PCIe, layers split, batch 1), modern fused dequant",
       metric="per-token speedup (x)", published=4.5, tolerance=0.10)(lambda: gptq_speedups("RTX-A6000")["modern"])
 
@@ -244,11 +251,17 @@ def glm130b() -> dict:
     return {"int4_fits": i4.fits, "int8_fits": i8.fits, "all_reduce_s": i4.breakdown["decode_parts_s"]["all_reduce"]}
 
 
-claim("A7.fit", id="A7", family="lowprec_gemm", paper="GLM-130B",
+claim("A7.fit", id="A7", family="lowprec_gemm", paper="GLM-130B", hardware="4x RTX-3090",
       claim="effective inference on 4×RTX 3090 (24G) or 8×RTX 2080 Ti (11G) GPUs",
       setup="GLM-130B INT4 weights on 4x RTX 3090, TP 4 over PCIe (INT8 must not fit); the 8x RTX 2080 Ti half "
             "has no device file and is not checked",
       metric="fits in HBM", published=True, tolerance=0.0)(lambda: glm130b()["int4_fits"])
+
+
+claim("A7.int8", id="A7", family="lowprec_gemm", paper="GLM-130B", hardware="4x RTX-3090",
+      claim="effective inference on 4×RTX 3090 (24G) or 8×RTX 2080 Ti (11G) GPUs",
+      setup="implied (TECHNIQUES.md 2(b) check): INT8 weights (130 GB) do not fit 4x RTX 3090, hence INT4",
+      metric="fits in HBM", published=False, tolerance=0.0)(lambda: glm130b()["int8_fits"])
 
 
 # ---- A10 GPTQ on T4 ----------------------------------------------------------------------------------
@@ -267,7 +280,7 @@ def gptq_t4_latencies() -> dict:
             "unfused": infer("T4", LLAMA32_1B, weights="int4", dequant="unfused", **kw).metrics["latency_s"]}
 
 
-claim("A10.t4", id="A10", family="lowprec_gemm", paper="SLM for e-commerce",
+claim("A10.t4", id="A10", family="lowprec_gemm", paper="SLM for e-commerce", hardware="T4",
       claim="it paradoxically slowed inference by 82% on an older GPU architecture (NVIDIA T4) due to "
             "dequantization overhead",
       setup="Llama-3.2-1B on 1x T4, 4-bit GPTQ dequantised by a separate kernel vs FP16; prompt 256, 64 outputs "
@@ -299,7 +312,7 @@ def comet_kernel_speedups() -> dict:
     return out
 
 
-claim("A2.kernel", id="A2", family="lowprec_gemm", paper="COMET (W4A4KV4)",
+claim("A2.kernel", id="A2", family="lowprec_gemm", paper="COMET (W4A4KV4)", hardware="A100-SXM4-80GB",
       claim="COMET achieves a kernel-level speedup of 2.88× over cuBLAS",
       setup="1x A100-80GB; LLaMA-3-70B linear shapes, M 1-4096; band: all-W4A8 to all-W4A4 (the FMPQ mix is not "
             "in the abstract) vs cuBLAS FP16",
@@ -322,7 +335,7 @@ def dgq_speedups(hw: str = A100) -> dict:
     return {"max": max(r), "min": min(r), "peak_ratio": d.peak_tflops["int8"] / d.peak_tflops["fp16"]}
 
 
-claim("A4.speed", id="A4", family="lowprec_gemm", paper="DGQ",
+claim("A4.speed", id="A4", family="lowprec_gemm", paper="DGQ", hardware="A100-SXM4-80GB (assumed)",
       claim="we achieve 1.12 times memory reduction and 3.24 times speed gains comparing A16W4 implementation",
       setup="A100-80GB assumed (GPU not named); A8W4 vs A16W4 GEMM, LLaMA-3-70B linear shapes, M 1-4096, best case",
       metric="GEMM speedup, best shape (x)", published=3.24, tolerance=0.10,
@@ -331,7 +344,7 @@ claim("A4.speed", id="A4", family="lowprec_gemm", paper="DGQ",
           "baseline kernel, which the abstract does not name (nor the GPU)",
       )(lambda: dgq_speedups()["max"])
 
-not_modelled("A3.kernel", id="A3", family="lowprec_gemm", paper="Arbitrary-precision TC",
+not_modelled("A3.kernel", id="A3", family="lowprec_gemm", paper="Arbitrary-precision TC", hardware="not named",
              claim="up to 2.4× speedup in matrix multiplication compared to NVIDIA's CUTLASS",
              setup="GPU, bit widths and shapes not named", metric="GEMM speedup (x)", published=2.4, tolerance=0.10,
              why="not modelled: the bipolar-INT bit-decomposition kernel (1-bit MMAs recombined) has no cost model, "
@@ -365,7 +378,7 @@ def flash_llm_band(model: str, batch: int = 64) -> tuple[float, float]:
 
 FLASH_LLM_QUOTE = ("At end-to-end framework level on OPT-30B/66B/175B models, for tokens per GPU-second, Flash-LLM "
                    "achieves up to 3.8x and 3.6x improvement over DeepSpeed and FasterTransformer")
-claim("B1.e2e", id="B1", family="sparse_kernels", paper="Flash-LLM", claim=FLASH_LLM_QUOTE,
+claim("B1.e2e", id="B1", family="sparse_kernels", paper="Flash-LLM", hardware="A100-SXM4-80GB", claim=FLASH_LLM_QUOTE,
       setup="A100-80GB; OPT-66B sparse on 2 vs dense on 4, OPT-175B 4 vs 8 (README setups); 80% sparsity, batch 8 "
             "and 64, prompts 64-256, outputs 128-512 (assumed); best case vs the 3.8x over DeepSpeed",
       metric="tokens per GPU-second ratio (x)", published=3.8, tolerance=0.10,
@@ -374,7 +387,8 @@ claim("B1.e2e", id="B1", family="sparse_kernels", paper="Flash-LLM", claim=FLASH
           "baseline kernels, a setup the abstract does not give",
       )(lambda: max(flash_llm_ratios()["ratios"].values()))
 for _m, _n in (("opt-66b", "2 vs 4"), ("opt-175b", "4 vs 8")):
-    claim(f"B1.{_m}", id="B1", family="sparse_kernels", paper="Flash-LLM", claim=FLASH_LLM_QUOTE,
+    claim(f"B1.{_m}", id="B1", family="sparse_kernels", paper="Flash-LLM", hardware="A100-SXM4-80GB",
+          claim=FLASH_LLM_QUOTE,
           setup=f"A100-80GB; {_m.upper()} sparse vs FasterTransformer dense on {_n} GPUs, batch 64 (Flash-LLM README "
                 "figure: measured ratio); 80% sparsity, band over prompts 64-256 and outputs 128-512 (not given)",
           metric="tokens per GPU-second ratio (x)", published=FLASH_LLM_README[_m], tolerance=0.05,
@@ -382,7 +396,7 @@ for _m, _n in (("opt-66b", "2 vs 4"), ("opt-175b", "4 vs 8")):
               "needed to pin it",
           )(lambda _m=_m: flash_llm_band(_m))
 
-not_modelled("B1.spmm", id="B1", family="sparse_kernels", paper="Flash-LLM",
+not_modelled("B1.spmm", id="B1", family="sparse_kernels", paper="Flash-LLM", hardware="A100 (paper body)",
              claim="At SpMM kernel level, Flash-LLM significantly outperforms the state-of-the-art library, i.e., "
                    "Sputnik and SparTA by an average of 2.9x and 1.5x, respectively",
              setup="A100 (paper body); Sputnik (CUDA-core SpMM) and SparTA baselines",
@@ -417,24 +431,24 @@ def long_context_34b() -> dict:
 
 
 C1_SETUP = "Yi-34B on 1x A100-80GB, 50K vs 4K context, 250 outputs; paper-body figures via its summary: "
-claim("C1.prefill", id="C1", family="attention_kv", paper="Long-context peak analysis",
+claim("C1.prefill", id="C1", family="attention_kv", paper="Long-context peak analysis", hardware="A100-SXM4-80GB",
       claim="(1) prefilling long inputs takes much longer compute time and GPU memory",
       setup=C1_SETUP + "prefill 14.1 s vs 0.89 s", metric="prefill-time ratio 50K/4K (x)", published=14.1 / 0.89,
       tolerance=0.15,
       why="FLOP convention: the model counts attention as FlashAttention does (4*s^2*d per layer, halved when "
           "causal) and follows that closed-form ratio; the paper's 15.8x counts half as many attention FLOPs",
       )(lambda: long_context_34b()["prefill_ratio"])
-claim("C1.users50k", id="C1", family="attention_kv", paper="Long-context peak analysis",
+claim("C1.users50k", id="C1", family="attention_kv", paper="Long-context peak analysis", hardware="A100-SXM4-80GB",
       claim="the large KV cache residing on the GPU HBM substantially restricts the number of concurrent users",
       setup=C1_SETUP + "1 concurrent user at 50K", metric="concurrent users at 50K", published=1.0, tolerance=0.0,
       )(lambda: long_context_34b()["users_50k"])
-claim("C1.users4k", id="C1", family="attention_kv", paper="Long-context peak analysis",
+claim("C1.users4k", id="C1", family="attention_kv", paper="Long-context peak analysis", hardware="A100-SXM4-80GB",
       claim="the large KV cache residing on the GPU HBM substantially restricts the number of concurrent users",
       setup=C1_SETUP + "~20 concurrent users at 4K", metric="concurrent users at 4K", published=20.0, tolerance=0.25,
       why="the model reads 80 GiB with 0.5 GB reserved and fits 12-16 users at 4K; the paper's ~20 implies a "
           "smaller KV per token or more free memory than its summary states",
       )(lambda: long_context_34b()["users_4k"])
-claim("C1.decode", id="C1", family="attention_kv", paper="Long-context peak analysis",
+claim("C1.decode", id="C1", family="attention_kv", paper="Long-context peak analysis", hardware="A100-SXM4-80GB",
       claim="(3) during decoding, repeatedly reading the KV cache from HBM to SM largely increases latency",
       setup=C1_SETUP + "250-token decode 9.8 s vs 8.5 s", metric="decode-time ratio 50K/4K (x)", published=9.8 / 8.5,
       tolerance=0.05)(lambda: long_context_34b()["decode_ratio"])
@@ -457,10 +471,14 @@ def kvquant_fits() -> dict:
 
 KVQUANT_QUOTE = ("serving the LLaMA-7B model with a context length of up to 1 million on a single A100-80GB GPU and "
                  "up to 10 million on an 8-GPU system")
-claim("C2.1m", id="C2", family="attention_kv", paper="KVQuant", claim=KVQUANT_QUOTE,
+claim("C2.1m", id="C2", family="attention_kv", paper="KVQuant", hardware="A100-SXM4-80GB", claim=KVQUANT_QUOTE,
       setup="LLaMA-7B, 1M-token context, 2-bit KV (per-channel scales amortised) on 1x A100-80GB (80 GiB); 3-bit "
             "must not fit", metric="fits in HBM", published=True, tolerance=0.0)(lambda: kvquant_fits()["1m_int2"])
-claim("C2.10m", id="C2", family="attention_kv", paper="KVQuant", claim=KVQUANT_QUOTE,
+claim("C2.1m-int3", id="C2", family="attention_kv", paper="KVQuant", hardware="A100-SXM4-80GB", claim=KVQUANT_QUOTE,
+      setup="implied (TECHNIQUES.md 2(b) check): at 3 bits 1M tokens of LLaMA-7B KV (98 GB) do not fit one "
+            "A100-80GB, so the claim needs ~2 bits", metric="fits in HBM", published=False, tolerance=0.0,
+      )(lambda: kvquant_fits()["1m_int3"])
+claim("C2.10m", id="C2", family="attention_kv", paper="KVQuant", hardware="8x A100-SXM4-80GB", claim=KVQUANT_QUOTE,
       setup="LLaMA-7B, 10M-token context, 2-bit KV on 8x A100-80GB (TP 8); fits at ~97% of 80 GiB per GPU",
       metric="fits in HBM", published=True, tolerance=0.0)(lambda: kvquant_fits()["10m_int2"])
 
@@ -483,11 +501,12 @@ def kivi_ratios() -> dict:
 
 
 KIVI_QUOTE = "up to 4× larger batch size, bringing 2.35× ~ 3.47× throughput on real LLM inference workload"
-claim("C3.batch", id="C3", family="attention_kv", paper="KIVI", claim=KIVI_QUOTE,
+claim("C3.batch", id="C3", family="attention_kv", paper="KIVI", hardware="A100-SXM4-80GB (assumed)", claim=KIVI_QUOTE,
       setup="Llama-2-7B on 1x A100-80GB (GPU not named), KIVI-2 (group 32, 128-token fp16 residual) vs fp16 KV, "
             "largest batch that fits, prompt 2048, 384 outputs", metric="batch ratio (x)", published=4.0,
       tolerance=0.10)(lambda: kivi_ratios()[2048][0])
-claim("C3.throughput", id="C3", family="attention_kv", paper="KIVI", claim=KIVI_QUOTE,
+claim("C3.throughput", id="C3", family="attention_kv", paper="KIVI", hardware="A100-SXM4-80GB (assumed)",
+      claim=KIVI_QUOTE,
       setup="as C3.batch, prompts 2048 and 4096", metric="tokens/s ratio at the largest batch (x)",
       published=(2.35, 3.47), tolerance=0.10,
       why="the model gives the low end of the range: decode stays partly weight-bound (13.5 GB of weights read "
@@ -513,7 +532,7 @@ def oscar_batch1() -> dict:
     return {"ratio": bf / i2, "byte_bound": (w + kv) / (w + kv / 8)}
 
 
-claim("C6.bs1", id="C6", family="attention_kv", paper="OSCAR",
+claim("C6.bs1", id="C6", family="attention_kv", paper="OSCAR", hardware="A100-SXM4-80GB (assumed)",
       claim="accelerates batch-size-1 decoding by up to 3x over BF16 due to reduced memory bandwidth overhead",
       setup="Qwen3-4B, 128K context (the longest the abstract names), batch 1 on 1x A100-80GB (GPU not named), "
             "INT2 vs BF16 KV", metric="decode speedup (x)", published=3.0, tolerance=0.10,
@@ -545,7 +564,7 @@ def triforce_ar():
 
 
 TRIFORCE_ACCEPTANCE = ((0.8, 0.5), (0.85, 0.8))     # (retrieval draft, tiny draft): low and high ends
-claim("D1.a100", id="D1", family="decoding_accel", paper="TriForce",
+claim("D1.a100", id="D1", family="decoding_accel", paper="TriForce", hardware="A100-SXM4-80GB",
       claim="achieving up to 2.31× on an A100 GPU",
       setup="Llama2-7B-128K on 1x A100-80GB, 124,928-token prompt, 256 outputs, retrieval budget 4096, gamma 6, "
             "Llama-68M draft; band over acceptance 0.8-0.85 (retrieval) and 0.5-0.8 (tiny draft)",
@@ -584,7 +603,7 @@ def zero_inference() -> dict:
             "below": tf(t_min // 4), "peak_tflops": load_device("RTX-A6000").peak_tflops["fp16"]}
 
 
-claim("E1.84tf", id="E1", family="serving_system", paper="DeepSpeed Inference",
+claim("E1.84tf", id="E1", family="serving_system", paper="DeepSpeed Inference", hardware="RTX-A6000 + host DRAM",
       claim="It can inference 25x larger models than with GPU-only solutions, while delivering a high throughput of "
             "84 TFLOPS (over 50% of A6000 peak)",
       setup="OPT-30B on 1x RTX A6000, weights streamed from host DRAM over PCIe 4.0 with prefetch, at the fewest "
@@ -610,7 +629,7 @@ def ladder_overlap_speedups() -> dict:
     return out
 
 
-claim("E4.tp8", id="E4", family="collectives_overlap", paper="Ladder Residual",
+claim("E4.tp8", id="E4", family="collectives_overlap", paper="Ladder Residual", hardware="8x H100-SXM5-80GB (assumed)",
       claim="applying Ladder Residual to all its layers can achieve 29% end-to-end wall clock speed up at "
             "inference time with TP sharding over 8 devices",
       setup="Llama-3.1-70B, TP 8 on 8x H100-SXM with NVSwitch (GPU and interconnect not named), decode, batch 1-64; "
@@ -622,9 +641,125 @@ claim("E4.tp8", id="E4", family="collectives_overlap", paper="Ladder Residual",
 
 
 # ---- I1 POLCA ----------------------------------------------------------------------------------------
-not_modelled("I1.servers", id="I1", family="power_energy", paper="POLCA",
+not_modelled("I1.servers", id="I1", family="power_energy", paper="POLCA", hardware="not named",
              claim="we simulate POLCA and demonstrate that we can deploy 30% more servers in the same GPU cluster "
                    "for inference, with minimal performance loss",
-             setup="inference GPU cluster under a power budget", metric="extra servers in the same power budget",
+             setup="inference GPU cluster under a power budget", metric="servers in the same power budget (x)",
              published=1.30, tolerance=0.10,
              why="not modelled: the model has no per-GPU power by phase, power caps or cluster power budget yet")
+
+
+# ================================================================ report section
+GROUPS = (("Low-precision and sparse kernels", ("lowprec_gemm", "sparse_kernels"), "claims_kernels.png"),
+          ("KV cache, attention and decoding", ("attention_kv", "decoding_accel"), "claims_kv_decoding.png"),
+          ("Serving, collectives, training, offload and power",
+           ("serving_system", "collectives_overlap", "parallel_training", "offload_tiering", "power_energy"),
+           "claims_systems.png"))
+TICKS = [1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 500, 1000]
+COLOURS = {"reproduced": "tab:green", "partly": "tab:orange", "not reproduced": "tab:red"}
+
+
+def fmt(v: Value) -> str:
+    if v is None:
+        return "not modelled"
+    if isinstance(v, bool):
+        return "fits" if v else "does not fit"
+    if isinstance(v, tuple):
+        return f"{v[0]:.3g} to {v[1]:.3g}"
+    return f"{v:.3g}"
+
+
+def _numeric_figure(ax, rows: list[dict], title: str) -> None:
+    """One row per claim: published value or range (black, tolerance shaded grey) and the prediction
+    (a point, or a bar when it is a band over an open input), coloured by status."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+    for y, r in enumerate(rows):
+        pub, pred, tol = r["published"], r["predicted"], r["tolerance"]
+        a, b = pub if isinstance(pub, tuple) else (pub, pub)
+        ax.barh(y, b * (1 + tol) - a * (1 - tol), left=a * (1 - tol), height=0.6, color="0.88", zorder=1)
+        if a == b:
+            ax.plot([a], [y], "kD", ms=6, zorder=3)
+        else:
+            ax.errorbar([(a + b) / 2], [y], xerr=[[(b - a) / 2], [(b - a) / 2]], fmt="none", ecolor="k",
+                        capsize=4, lw=1.6, zorder=3)
+        c = COLOURS[r["status"]]
+        if pred is None:
+            ax.text(a * 1.15, y, "not modelled", va="center", fontsize=7, color=c, style="italic")
+        elif isinstance(pred, tuple):
+            ax.plot(pred, [y + 0.18, y + 0.18], color=c, lw=5, solid_capstyle="butt", zorder=4)
+            ax.plot(pred, [y + 0.18, y + 0.18], "|", color=c, ms=12, mew=2, zorder=4)
+        else:
+            ax.plot([pred], [y + 0.18], "o", color=c, ms=7, zorder=4)
+    ax.set_yticks(range(len(rows)), [f"{r['key']} {r['paper']} [{r['hardware']}]\n{r['metric']}" for r in rows],
+                  fontsize=7)
+    ax.invert_yaxis()
+    vals = [v for r in rows for x in (r["published"], r["predicted"]) if x is not None
+            for v in (x if isinstance(x, tuple) else (x,))]
+    ax.set_xscale("log")
+    ax.set_xlim(min(vals) * 0.75, max(vals) * 1.35)
+    ax.xaxis.set_major_locator(FixedLocator(TICKS))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel("value in the row's metric, log scale (x = ratio to the paper's baseline; TFLOP/s; users)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.plot([], [], "kD", label="published (black bar: published range)")
+    ax.barh([0], [0], color="0.88", label="published +- stated tolerance")
+    for s, c in COLOURS.items():
+        ax.plot([], [], "o", color=c, label=f"predicted: {s}")
+    ax.plot([], [], color="0.4", lw=5, label="predicted band over an input the claim leaves open")
+    below = -0.62 / (0.62 * len(rows) + 0.9)      # ~0.6 inch under the axes, clear of the x label
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, below), ncol=3, frameon=False)
+
+
+def _predicate_figure(ax, rows: list[dict]) -> None:
+    """Capacity predicates: what the paper says fits, and what the model says."""
+    for y, r in enumerate(rows):
+        for x, v in ((0, r["published"]), (1, r["predicted"])):
+            ax.plot([x], [y], "o" if v else "X", ms=11, color="tab:green" if v else "tab:red")
+            ax.text(x + 0.08, y, "fits" if v else "does not fit", va="center", fontsize=7)
+    ax.set_yticks(range(len(rows)), [f"{r['key']} {r['paper']} [{r['hardware']}]" for r in rows], fontsize=7)
+    ax.set_xticks([0, 1], ["paper (or what its claim implies)", "model (spec efficiencies)"])
+    ax.set(xlim=(-0.4, 1.8), ylim=(len(rows) - 0.5, -0.5),
+           xlabel="capacity predicate: weights + KV cache + workspace within the devices' HBM")
+    ax.set_title("Capacity claims (fits / does not fit)", fontsize=10)
+
+
+def section(out: Path):
+    """The report's claims section: per family group, predicted against published, and a table of all."""
+    import matplotlib.pyplot as plt
+    from analysis.figures import Section, _save, table
+    out = Path(out)
+    rows = evaluate_all()
+    for r in rows:
+        r["hardware"] = CLAIMS[r["key"]].hardware
+    figs = []
+    for title, fams, name in GROUPS:
+        num = [r for r in rows if r["family"] in fams and not isinstance(r["published"], bool)]
+        if not num:
+            continue
+        fig, ax = plt.subplots(figsize=(11, 0.62 * len(num) + 2.2))
+        _numeric_figure(ax, num, f"{title}: predicted vs the papers' claims (model with spec efficiencies)")
+        missing = [f for f in fams if not any(r["family"] == f for r in rows)]
+        cap = (f"{title}: each row is one claim, its device in brackets. Black: the paper's number or range, "
+               "grey its stated tolerance; coloured: the model's prediction.")
+        if missing:
+            cap += " No claim registered yet for: " + ", ".join(missing) + "."
+        figs.append((_save(fig, out, name), cap))
+    preds = [r for r in rows if isinstance(r["published"], bool)]
+    if preds:
+        fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(preds) + 1.4))
+        _predicate_figure(ax, preds)
+        figs.append((_save(fig, out, "claims_capacity.png"), "Capacity claims: does the model say the paper's "
+                     "configuration fits in device memory, as the paper does?"))
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+    short = [r["claim"] if len(r["claim"]) <= 110 else r["claim"][:107] + "..." for r in rows]
+    tab = table(["claim", "paper", "quote (TECHNIQUES.md)", "device", "setup", "metric", "published", "predicted",
+                 "tol.", "status", "why"],
+                [[r["key"], r["paper"], q, r["hardware"], r["setup"], r["metric"], fmt(r["published"]),
+                  fmt(r["predicted"]), f"{r['tolerance']:.0%}", r["status"], r["why"]] for r, q in zip(rows, short)])
+    intro = (f"{len(rows)} checkable claims from shared/TECHNIQUES.md, each predicted by the model with its spec "
+             f"efficiencies: {counts['reproduced']} reproduced, {counts['partly']} partly, "
+             f"{counts['not reproduced']} not reproduced (each with its reason). Training claims (families 7, 8) "
+             "are checked in tests/test_claims_training.py.")
+    return Section("Technique claims: predicted vs published", intro, figs, [tab])
