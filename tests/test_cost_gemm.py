@@ -214,3 +214,43 @@ def test_compute_as_dense_sparsity_gains_saturate():
     assert speedups == sorted(speedups)
     assert speedups[-1] < 0.6 * byte_ratios[-1]
     assert speedups[0] == pytest.approx(byte_ratios[0], rel=0.1) or speedups[0] <= byte_ratios[0]
+
+
+# ---- alignment: contiguous dims (n, k) not a multiple of 16 bytes ----------------------------------
+def _pad(x, al):
+    return -(-x // al) * al
+
+
+@FAST
+@given(m=st.integers(1, 8192), n=st.integers(8, 65536), k=st.integers(8, 8192),
+       dtype=st.sampled_from(["fp16", "bf16", "fp8", "tf32"]))
+def test_misaligned_gemm_is_never_faster_than_the_padded_one(m, n, k, dtype):
+    """NVIDIA's Tensor Core requirements: padding n and k to 16 bytes never slows a GEMM down."""
+    al = {"fp16": 8, "bf16": 8, "fp8": 16, "tf32": 4}[dtype]
+    real = price_gemm(Gemm(m, n, k, dtype=dtype), H100)
+    padded = price_gemm(Gemm(m, _pad(n, al), _pad(k, al), dtype=dtype), H100)
+    assert real.time_s >= padded.time_s * (1 - 1e-9)
+    assert real.detail["misaligned"] == ((n % al != 0) or (k % al != 0))
+
+
+@FAST
+@given(m=st.integers(1, 8192), n=st.integers(1, 8192), k=st.integers(1, 8192), f=st.floats(0.05, 1.0))
+def test_alignment_penalty_vanishes_when_aligned(m, n, k, f):
+    """An aligned GEMM does not depend on the misaligned-kernel efficiency at all; a misaligned one
+    only through it (at fraction 1 it costs exactly its padded shape)."""
+    n8, k8 = _pad(n, 8), _pad(k, 8)
+    slow = device(efficiency={"gemm_misaligned_tc_fraction": f})
+    assert price_gemm(Gemm(m, n8, k8), slow).time_s == price_gemm(Gemm(m, n8, k8), DEV).time_s
+    one = device(efficiency={"gemm_misaligned_tc_fraction": 1.0})
+    assert price_gemm(Gemm(m, n, k), one).time_s == pytest.approx(price_gemm(Gemm(m, n8, k8), DEV).time_s)
+
+
+def test_unpadded_vocabulary_head_runs_at_the_misaligned_tensor_core_rate():
+    """GPT-2's vocabulary 50257 (odd) vs Megatron's padded 50304: the LM-head GEMM of 8192 tokens at
+    hidden 2048 is compute bound, so it takes 1/fraction of the padded time; the memory-bound decode
+    GEMV (one token) hardly notices (the fraction scales the Tensor-Core rate only)."""
+    f = eff(DEV, "gemm_misaligned_tc_fraction")
+    big_real, big_pad = (price_gemm(Gemm(8192, v, 2048), DEV) for v in (50257, 50304))
+    assert big_real.time_s == pytest.approx(big_pad.time_s / f, rel=0.05)
+    gemv_real, gemv_pad = (price_gemm(Gemm(1, v, 2048), DEV) for v in (50257, 50304))
+    assert gemv_real.time_s == pytest.approx(gemv_pad.time_s, rel=0.05)
