@@ -355,7 +355,13 @@ def timeline(out: Path) -> Section:
     return Section("Pipeline timeline (discrete-event engine)", "", figs)
 
 
+def claims(out: Path) -> Section:
+    from analysis.claims import section
+    return section(out)
+
+
 SECTIONS = {
+    "claims": claims,
     "roofline": roofline,
     "validation": validation,
     "memory": memory,
