@@ -355,6 +355,51 @@ def timeline(out: Path) -> Section:
     return Section("Pipeline timeline (discrete-event engine)", "", figs)
 
 
+# ---------------------------------------------------------------- best parallel layouts
+LAYOUT_CASES = [  # (model, device, GPUs, global batch, seq len)
+    ("gpt3-13b", "A100-SXM4-80GB", 64, 512, 2048),
+    ("llama-2-70b", "H100-SXM5-80GB", 256, 1024, 4096),
+    ("gpt3-175b", "A100-SXM4-80GB", 1024, 1536, 2048),
+]
+
+
+def layouts(out: Path) -> Section:
+    import matplotlib.pyplot as plt
+    from analysis.search import TrainingContext, TrainingSpace, layout_label, search_training
+    from sim.models import load_model
+    fig, axes = plt.subplots(1, len(LAYOUT_CASES), figsize=(5.4 * len(LAYOUT_CASES), 4.2))
+    tables = []
+    for ax, (model, hw, gpus, gb, seq) in zip(axes, LAYOUT_CASES):
+        space = TrainingSpace(load_model(model), gpus, 8, gb, seq, context_parallel=False)
+        ctx = TrainingContext(hw, model, gpus, 8, gb, seq, "bf16" if "H100" in hw else "fp16", parameters="spec")
+        df, summ = search_training(ctx, space, None, confirm_top=5)
+        fit = df[df["fits"]]
+        ax.scatter(fit["memory_hbm_gb"], fit["mfu"] * 100, s=5, alpha=0.35, color="tab:blue",
+                   label=f"{len(fit)} layouts that fit")
+        top = df[df["rank"].notna()].sort_values("rank").head(5)
+        ax.scatter(top["memory_hbm_gb"], top["mfu"] * 100, s=30, color="tab:red", label="top 5")
+        ax.axvline(load_device_gb(hw), color="k", ls=":", lw=0.8, label=f"{hw} HBM")
+        ax.set(xlabel="HBM per GPU (GB)", ylabel="MFU (%)", title=f"{model}, {gpus} x {hw}\n"
+               f"global batch {gb}, seq {seq}: {summ['evaluated']} layouts in {summ['wall_s']:.1f} s")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
+        rows = [[int(r["rank"]), layout_label(r), f"{r['iteration_time_s']:.3g}", f"{r['tokens_per_s']:,.0f}",
+                 f"{r['mfu'] * 100:.1f}%", f"{r['memory_hbm_gb']:.1f}", r["bound"]] for _, r in top.iterrows()]
+        tables.append(f"<h3>{model} on {gpus} x {hw}</h3>" + table(
+            ["rank", "layout", "iteration s", "tokens/s", "MFU", "HBM GB/GPU", "bound"], rows))
+    figs = [(_save(fig, out, "layouts.png"),
+             "Every valid parallel layout (TP, PP, DP, ZeRO stage, micro-batch, schedule, recompute, offload) "
+             "that fits in memory, by HBM per GPU and MFU; red: the five fastest. From gpusim search.")]
+    return Section("Best parallel layouts", "Layout search as Megatron and Calculon users do it by hand: "
+                   "<code>gpusim search training --model M --gpus N --hardware D</code>. Spec parameters.",
+                   figs, tables)
+
+
+def load_device_gb(name: str) -> float:
+    from sim.hardware import load_device
+    return load_device(name).hbm_bytes / 1e9
+
+
 def claims(out: Path) -> Section:
     from analysis.claims import section
     return section(out)
@@ -367,4 +412,5 @@ SECTIONS = {
     "memory": memory,
     "timeline": timeline,
     "whatif": whatif,
+    "layouts": layouts,
 }
