@@ -162,6 +162,97 @@ def _dropout_ops(att, att_scale: float, tokens: float, h: int, B: float, flash: 
     return fwd, bwd
 
 
+# Megatron's fused scale + causal-mask + softmax kernel (scaled_upper_triang_masked_softmax) serves key
+# lengths 16 < s_k <= 2048 with s_q and batch*heads multiples of 4 (megatron/model/fused_softmax.py,
+# FusedScaleMaskSoftmax.is_kernel_available, Megatron-LM 2021 and Megatron-DeepSpeed); otherwise the torch path.
+MEGATRON_SOFTMAX_MAX_SEQ = 2048
+
+
+def is_flash(attn_impl: str) -> bool:
+    """FlashAttention-style kernels never write the s x s scores to memory."""
+    return attn_impl not in ("naive", "megatron")
+
+
+def megatron_attention_kernels(att: Attention) -> tuple[list, list]:
+    """(forward, backward) kernels of Megatron-LM's core attention before FlashAttention
+    (ParallelAttention / CoreAttention, 2020-2023; vTrain's profiled model is the same code).
+
+    Forward: ``baddbmm`` of Q and K^T taken as strided views of the QKV projection output (no layout
+    copies; the 1/sqrt(d) scale is its alpha), the fused scale+mask+softmax kernel reading the fp16
+    scores and writing the probabilities (when its size conditions hold; otherwise the torch path
+    with ``apply_query_key_layer_scaling``'s fp32 softmax: cast up, scale, masked_fill, softmax, cast
+    down), ``bmm`` with V, and one copy of the context back to [s, b, h] (``permute().contiguous()``).
+    Attention-probability dropout is added by the caller. Backward: the context-gradient copy, the
+    two ``bmm`` gradients, the softmax backward (reads P and dP, writes dS), the two ``baddbmm``
+    gradients each followed by its alpha multiply (PyTorch's baddbmm derivative), and the
+    concatenation of dQ, dK, dV into the QKV gradient (backward of the split). K and V with fewer
+    heads than Q (GQA) are expanded by a copy and their gradients summed back."""
+    BH, sq, skv, d = att.batch * att.heads, att.seq_q, att.seq_kv, att.head_dim
+    b = DTYPE_BYTES[att.dtype]
+    N = BH * sq * skv
+    q_io = BH * sq * d * b
+    kv_full, kv_own = BH * skv * d * b, att.batch * att.kv_heads * skv * d * b
+    fused = 16 < skv <= MEGATRON_SOFTMAX_MAX_SEQ and sq % 4 == 0 and BH % 4 == 0 and (not att.causal or sq == skv)
+    g = dict(batch=BH, dtype=att.dtype)
+    fwd = []
+    if att.kv_heads < att.heads:
+        fwd += [Elementwise(kv_own, kv_full, name="attn_k_expand"), Elementwise(kv_own, kv_full, name="attn_v_expand")]
+    fwd.append(Gemm(m=sq, n=skv, k=d, name="attn_qk", **g))
+    if fused:
+        fwd.append(Elementwise(N * b, N * b, flops=5.0 * N, name="attn_softmax_fused"))
+    else:
+        fwd += [Elementwise(N * b, 4 * N, name="attn_scores_fp32"), Elementwise(4 * N, 4 * N, flops=N, name="attn_scale")]
+        if att.causal:
+            fwd.append(Elementwise(4 * N, 4 * N, name="attn_mask"))
+        fwd += [Elementwise(4 * N, 4 * N, flops=5.0 * N, name="attn_softmax"), Elementwise(4 * N, N * b, name="attn_probs_16")]
+    fwd += [Gemm(m=sq, n=d, k=skv, name="attn_pv", **g), Elementwise(q_io, q_io, name="attn_ctx_copy")]
+    bwd = [Elementwise(q_io, q_io, name="attn_dctx_copy"), Gemm(m=skv, n=d, k=sq, name="attn_dv", **g),
+           Gemm(m=sq, n=skv, k=d, name="attn_dp", **g)]
+    if fused:
+        bwd.append(Elementwise(2 * N * b, N * b, flops=3.0 * N, name="attn_softmax_fused_bwd"))
+    else:
+        bwd += [Elementwise(N * b, 4 * N, name="attn_dprobs_fp32"),
+                Elementwise(8 * N, 4 * N, flops=3.0 * N, name="attn_softmax_bwd")]
+        if att.causal:
+            bwd.append(Elementwise(4 * N, 4 * N, name="attn_mask_bwd"))
+        bwd += [Elementwise(4 * N, 4 * N, flops=N, name="attn_scale_bwd"), Elementwise(4 * N, N * b, name="attn_ds_16")]
+    bwd += [Gemm(m=sq, n=d, k=skv, name="attn_dq", **g), Elementwise(q_io, q_io, flops=q_io / b, name="attn_dq_alpha"),
+            Gemm(m=skv, n=d, k=sq, name="attn_dk", **g),
+            Elementwise(kv_full, kv_full, flops=kv_full / b, name="attn_dk_alpha")]
+    if att.kv_heads < att.heads:
+        bwd += [Elementwise(kv_full, kv_own, name="attn_dk_reduce"), Elementwise(kv_full, kv_own, name="attn_dv_reduce")]
+    bwd.append(Elementwise(q_io + 2 * kv_own, q_io + 2 * kv_own, name="attn_dqkv_cat"))
+    return fwd, bwd
+
+
+def megatron_cross_entropy_kernels(tokens: float, v_local: int, B: float) -> tuple[list, list]:
+    """(forward, backward) kernels of Megatron's vocab-parallel cross entropy on [tokens, v_local]
+    16-bit logits (megatron/mpu/cross_entropy.py ``_VocabParallelCrossEntropy``, called on
+    ``output.float()``; Megatron-LM, Megatron-DeepSpeed and Megatron-Core without loss fusion), plus
+    the masked mean of the GPT loss function. Six passes over the logits forward, all in fp32: the
+    upcast, the row max, the in-place subtraction, the in-place exp, the row sum, the in-place
+    division into the softmax kept for backward; ten token-sized kernels pick the target logit
+    (vocab-range mask, clone, zeroing, arange gather) and form the loss. Backward: token-sized
+    index updates of the target column, the scale by the incoming gradient in place, and the cast of
+    the gradient back to 16 bits (backward of the upcast)."""
+    T, N = tokens, tokens * v_local
+    small = lambda name: Elementwise(8 * T, 8 * T, flops=T, name=name)      # noqa: E731 (int64/fp32 vectors)
+    fwd = [Elementwise(N * B, 4 * N, name="ce_logits_fp32"),
+           Elementwise(4 * N, 4 * T, flops=N, name="ce_row_max"),
+           Elementwise(4 * N, 4 * N, flops=N, name="ce_sub_max"),
+           *(small(f"ce_target_{k}") for k in ("lt", "ge", "or", "clone_sub", "zero", "arange", "gather", "mask")),
+           Elementwise(4 * N, 4 * N, flops=N, name="ce_exp"),
+           Elementwise(4 * N, 4 * T, flops=N, name="ce_row_sum"),
+           small("ce_log_sub"),
+           Elementwise(4 * N, 4 * N, flops=N, name="ce_softmax_div"),
+           *(small(f"loss_{k}") for k in ("mask_float", "mask_mul", "sum", "mask_sum", "div"))]
+    bwd = [*(small(f"loss_{k}_bwd") for k in ("div", "mul")),
+           *(small(f"ce_{k}") for k in ("arange", "update_float", "update_sub", "index_put")),
+           Elementwise(4 * N, 4 * N, flops=N, name="ce_grad_scale"),
+           Elementwise(4 * N, N * B, name="ce_grad_16")]
+    return fwd, bwd
+
+
 def grad_accumulation_op(n_params: float, wl) -> Elementwise:
     """Each micro-batch's weight gradients are added into the fp32 accumulation buffer (Megatron-LM's
     ``main_grad``; fused into the wgrad GEMM's epilogue by Megatron-Core, which moves the same bytes):
@@ -179,13 +270,19 @@ def weight_tensors(model) -> int:
     return norms + mats + bias
 
 
-def eager_kernels(fwd_ops, extra_fwd: int, naive: bool, causal: bool, model) -> tuple[int, int]:
+def eager_kernels(fwd_ops, extra_fwd: int, naive: bool, causal: bool, model,
+                  attention: tuple[int, int] | None = None) -> tuple[int, int]:
     """(forward, backward) GPU kernels an eager framework launches for one layer: one per modelled op,
     naive attention's QK^T / mask / softmax / PV (backward: dV, dP, softmax, mask, dQ, dK), two per
     op in backward (data and weight gradient, or input and bias gradient), plus one gradient
-    accumulation per parameter tensor."""
-    n_att_f = (4 if causal else 3) if naive else 1
-    n_att_b = (6 if causal else 5) if naive else 1
+    accumulation per parameter tensor. ``attention`` gives the attention's own (forward, backward)
+    kernel count where its kernel list is known (Megatron's core attention; FlashAttention-2's
+    backward is three launches: the dO.O row sums, the main kernel and the dQ conversion)."""
+    if attention is not None:
+        n_att_f, n_att_b = attention
+    else:
+        n_att_f = (4 if causal else 3) if naive else 1
+        n_att_b = (6 if causal else 5) if naive else 1
     n_f = len(fwd_ops) - 1 + n_att_f + extra_fwd
     n_b = 2 * (len(fwd_ops) - 1 + extra_fwd) + n_att_b + weight_tensors(model)
     return n_f, n_b
@@ -197,8 +294,10 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
     g_dt, a_dt = compute_dtype(wl.precision)
     B = DTYPE_BYTES[a_dt]
     s_loc = s // L.sp
-    flash = wl.attn_impl != "naive"
-    fwd = _retype(layer_forward_ops(model, b, s_loc, s_loc, tp=L.tp, dtype=a_dt, attn_impl=wl.attn_impl,
+    flash = is_flash(wl.attn_impl)
+    megatron = wl.attn_impl == "megatron"
+    fwd = _retype(layer_forward_ops(model, b, s_loc, s_loc, tp=L.tp, dtype=a_dt,
+                                    attn_impl="naive" if megatron else wl.attn_impl,
                                     causal=True, sp=L.sequence_parallel, ep=L.ep), g_dt)
     att = next(o for o in fwd if isinstance(o, Attention))
     others = [o for o in fwd if o is not att]
@@ -210,11 +309,19 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
         att, att_scale = replace(att, seq_q=s, seq_kv=s), 1.0 / L.sp
     else:
         att_scale = 1.0
-    att_b = replace(att, pass_="bwd", name="attn_bwd")
-    c_att_f, c_att_b = price(att, system), price(att_b, system)
-    t_att_f, t_att_b = c_att_f.time_s * att_scale, c_att_b.time_s * att_scale
-    bounds[c_att_f.bound] = bounds.get(c_att_f.bound, 0.0) + t_att_f
-    bounds[c_att_b.bound] = bounds.get(c_att_b.bound, 0.0) + t_att_b
+    if megatron:
+        k_f, k_b = megatron_attention_kernels(att)
+        k_f, k_b = _retype(k_f, g_dt), _retype(k_b, g_dt)
+        t_att_f = _sum(k_f, system, bounds, att_scale) * att_scale
+        t_att_b = _sum(k_b, system, bounds, att_scale) * att_scale
+        att_kernels = (len(k_f), len(k_b))
+    else:
+        att_b = replace(att, pass_="bwd", name="attn_bwd")
+        c_att_f, c_att_b = price(att, system), price(att_b, system)
+        t_att_f, t_att_b = c_att_f.time_s * att_scale, c_att_b.time_s * att_scale
+        bounds[c_att_f.bound] = bounds.get(c_att_f.bound, 0.0) + t_att_f
+        bounds[c_att_b.bound] = bounds.get(c_att_b.bound, 0.0) + t_att_b
+        att_kernels = (1, 3) if flash else None
     drop_f, drop_b = _dropout_ops(att, att_scale, b * s_loc / (L.tp if L.sequence_parallel else 1),
                                   model.hidden, B, flash) if wl.dropout > 0 else ([], [])
     t_f = _sum(others + drop_f, system, bounds) + t_att_f
@@ -239,7 +346,7 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
     ep_c = _sum(ep_ops(L, b * s_loc / (L.tp if L.sequence_parallel else 1), model.top_k, model.hidden, B),
                 group(system, L, "ep")[1]) if model.is_moe else 0.0
     n_comm = len(tp_ops(L, act)) + (4 if L.sp > 1 else 0) + (2 if L.ep > 1 else 0)
-    n_f, n_b = eager_kernels(fwd, len(drop_f), not flash, True, model)
+    n_f, n_b = eager_kernels(fwd, len(drop_f), not flash, True, model, att_kernels)
     d = eff(system.device, "host_dispatch_s")
     gpu_f, gpu_b = t_f + tp_f + sp_f + ep_c, t_b + tp_b + sp_b + ep_c
     host_f, host_b = (n_f + n_comm) * d, (n_b + n_comm) * d
@@ -247,7 +354,8 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
     if wl.recompute == "full":                 # the layer's forward again, inside the checkpoint machinery
         gpu_rec, host_rec = gpu_f, host_f + eff(system.device, "recompute_host_overhead_s")
     elif wl.recompute == "selective" and not flash:
-        gpu_rec, host_rec = t_att_f, 4 * d + eff(system.device, "recompute_host_overhead_s")
+        n_core = att_kernels[0] if att_kernels else 4
+        gpu_rec, host_rec = t_att_f, n_core * d + eff(system.device, "recompute_host_overhead_s")
     # the GPU runs a layer's kernels no faster than the CPU issues them
     f_total = max(gpu_f, host_f)
     b_total = max(gpu_rec + gpu_b, host_rec + host_b)
@@ -265,6 +373,13 @@ def _ends(model, wl, L: Layout, system, bounds) -> dict:
     tokens = wl.micro_batch * wl.seq_len // L.sp
     emb = embedding_ops(model, tokens, L.tp, a_dt)
     head = _retype(lm_head_ops(model, tokens, L.tp, a_dt, loss=wl.optimizer != "zo"), g_dt)
+    if wl.optimizer != "zo" and wl.cross_entropy == "megatron":      # the unfused fp32 kernels instead of one pass
+        lm = next(o for o in head if isinstance(o, Gemm))
+        ce_f, ce_b = megatron_cross_entropy_kernels(tokens, lm.n, B)
+        pre = head[:-1]
+        head_f_ops, head_b_ops = pre + ce_f, ce_b + _retype(backward_ops(pre), g_dt)
+    else:
+        head_f_ops, head_b_ops = head, _retype(backward_ops(head), g_dt)
     tp_sys = group(system, L, "tp")[1]
     ar = [Collective("all_reduce", tokens * model.hidden * B, L.tp)] if L.tp > 1 else []
     ce = [Collective("all_reduce", tokens * 4, L.tp)] * 3 if L.tp > 1 else []   # max, sum-exp, target logit
@@ -273,9 +388,9 @@ def _ends(model, wl, L: Layout, system, bounds) -> dict:
     acc_h = [grad_accumulation_op((model.output_params() or model.vocab * model.hidden) / L.tp, wl)] \
         if wl.optimizer != "zo" else []
     emb_b = _dispatch_floor(_sum(backward_ops(emb) + acc_e, system, bounds), len(emb) + 1, system)
-    head_f = _dispatch_floor(_sum(head, system, bounds) + _sum(ce, tp_sys), len(head) + len(ce), system)
-    head_b = _dispatch_floor(_sum(_retype(backward_ops(head), g_dt) + acc_h, system, bounds) + _sum(ar, tp_sys),
-                             2 * len(head) + len(ar) + 1, system)
+    head_f = _dispatch_floor(_sum(head_f_ops, system, bounds) + _sum(ce, tp_sys), len(head_f_ops) + len(ce), system)
+    head_b = _dispatch_floor(_sum(head_b_ops + acc_h, system, bounds) + _sum(ar, tp_sys),
+                             len(head_b_ops) + len(ar) + 1, system)
     return {"emb_f": emb_f, "emb_b": emb_b, "head_f": head_f, "head_b": head_b}
 
 
@@ -298,7 +413,7 @@ def price_step(wl, system, model) -> Step:
                ep=P.ep, zero=P.zero, schedule=P.schedule, v=P.virtual_stages if P.schedule == "interleaved" else 1)
     m = wl.global_batch // (wl.micro_batch * L.dp)
     key = (system_key(system), model, wl.micro_batch, wl.seq_len, wl.precision, wl.attn_impl, wl.dropout, wl.recompute,
-           wl.optimizer, L.tp, L.sp, L.sp_mode, L.sequence_parallel, L.ep, P.tp_comm_overlap)
+           wl.cross_entropy, wl.optimizer, L.tp, L.sp, L.sp_mode, L.sequence_parallel, L.ep, P.tp_comm_overlap)
     hit = _LAYER_CACHE.get(key)
     if hit is None:
         if len(_LAYER_CACHE) > 50_000:

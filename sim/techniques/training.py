@@ -16,7 +16,7 @@ from sim.errors import InputError
 from sim.scenario import Prediction, workload_kind
 from sim.techniques.iteration import Times, build_graph, closed_form, from_timeline
 from sim.techniques.memory import training_memory
-from sim.techniques.step import compute_dtype, price_step
+from sim.techniques.step import compute_dtype, is_flash, price_step
 
 Tier = Literal["none", "cpu", "nvme"]
 
@@ -62,9 +62,15 @@ class TrainingIn(BaseModel):
     recompute: Literal["none", "selective", "full"] = "none"
     offload: OffloadIn = Field(default_factory=OffloadIn)
     optimizer: Literal["adam", "sgd", "zo"] = "adam"
-    attn_impl: Literal["naive", "flash1", "flash2", "flash3"] = Field(
-        default="flash2", description="attention kernel: naive materialises the s x s scores (Megatron-LM before "
-                                      "FlashAttention); flash* are tiled")
+    attn_impl: Literal["naive", "megatron", "flash1", "flash2", "flash3"] = Field(
+        default="flash2", description="attention kernels: naive is PyTorch's reference (layout copies, separate "
+                                      "mask and softmax passes over the s x s scores); megatron is Megatron-LM's "
+                                      "core attention before FlashAttention (baddbmm on strided views, fused "
+                                      "scale+mask+softmax, bmm); flash* are tiled")
+    cross_entropy: Literal["fused", "megatron"] = Field(
+        default="fused", description="loss kernels: fused is one pass over the logits (apex/FlashAttention "
+                                     "xentropy, fused losses); megatron is Megatron's vocab-parallel cross entropy "
+                                     "in fp32 PyTorch ops (six passes forward, two backward)")
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="dropout probability of GPT-style layers "
                                                                     "(Megatron-LM default 0.1; LLaMA-style 0)")
     engine: Literal["analytical", "des"] = "analytical"
@@ -162,7 +168,7 @@ def predict_training(wl: TrainingIn, system, model) -> Prediction:
     P, O = wl.parallel, wl.offload
     times, step, graph, tl = run(wl, system, model)
     mem = training_memory(model, system, step.L, wl.micro_batch, wl.seq_len, step.m, wl.precision, wl.recompute,
-                          wl.attn_impl != "naive", wl.optimizer, O.optimizer, O.params, O.activations)
+                          is_flash(wl.attn_impl), wl.optimizer, O.optimizer, O.params, O.activations)
     gpus = system.cluster.gpus
     T = times.iteration_s
     peak = system.device.peak_flops(compute_dtype(wl.precision)[0])
@@ -248,7 +254,7 @@ def evaluate_many(scenarios, memory: bool = True):
             if memory:
                 O = wl.offload
                 mm = training_memory(model, system, step.L, wl.micro_batch, wl.seq_len, step.m, wl.precision,
-                                     wl.recompute, wl.attn_impl != "naive", wl.optimizer, O.optimizer, O.params,
+                                     wl.recompute, is_flash(wl.attn_impl), wl.optimizer, O.optimizer, O.params,
                                      O.activations)
                 row.update(fits=mm.fits, memory_hbm_gb=mm.hbm / 1e9)
         except InputError as e:
