@@ -391,6 +391,15 @@ def _gpt(layers: int, hidden: int, heads: int, vocab: int, seq_len: int) -> dict
             "tied_embeddings": True}
 
 
+# Megatron-LM / Megatron-DeepSpeed before FlashAttention, at their argument defaults
+# (megatron/arguments.py: --attention-dropout 0.1, --hidden-dropout 0.1, masked-softmax fusion on,
+# fp16_lm_cross_entropy off): core attention with the fused scale-mask-softmax kernel, dropout 0.1,
+# the vocab-parallel cross entropy on output.float().
+MEGATRON_KERNELS = {"attn_impl": "megatron", "dropout": 0.1, "cross_entropy": "megatron"}
+MEGATRON_KERNELS_NOTE = ("Megatron argument defaults: core attention (baddbmm, fused scale-mask-softmax, bmm; "
+                         "attn_impl megatron), attention and hidden dropout 0.1, vocab-parallel cross entropy in "
+                         "fp32 (cross_entropy megatron)")
+
 MEGATRON_2021_ZOO = {"76B": "megatron-76b", "145B": "megatron-145b", "310B": "megatron-310b",
                      "530B": "megatron-530b", "1T": "megatron-1t"}
 
@@ -408,12 +417,13 @@ def _megatron_2021(r, notes):
               "layers per stage); micro-batch size not in the row, 1 assumed",
               "full activation recomputation (counted in the row's TFLOP/s: hardware FLOPs)",
               "Megatron-LM 2021 reduced data-parallel gradients after the backward pass (no overlap)",
-              "Selene: DGX A100 nodes, one 200 Gb/s HDR InfiniBand adapter per GPU; vocab 51200, seq 2048"]
+              "Selene: DGX A100 nodes, one 200 Gb/s HDR InfiniBand adapter per GPU; vocab 51200, seq 2048",
+              MEGATRON_KERNELS_NOTE + " (the 2021 code predates FlashAttention)"]
     wl = {"kind": "training", "global_batch": int(r["global_batch"]), "micro_batch": 1,
           "seq_len": int(r["seq_len"]), "precision": "fp16",
           "parallel": {"tp": tp, "pp": pp, "dp": dp, "schedule": "interleaved", "virtual_stages": v,
                        "zero": 0, "overlap_grad_reduce": False},
-          "recompute": "full"}
+          "recompute": "full", **MEGATRON_KERNELS}
     scen = {"hardware": "A100-SXM4-80GB", "host": "DGX-A100", "cluster": _cluster(int(r["num_gpus"]), 200),
             "model": MEGATRON_2021_ZOO[size], "workload": wl}
     return "training", scen, None, "hfu_tflops_per_gpu", float(r["value"])
@@ -426,13 +436,19 @@ def _megatron_core(r, notes):
     notes += ["model inline from the row: vocab 131072 (README); Megatron GPT block assumed (4h GeLU MLP, "
               "MHA, LayerNorm, biases, learned positions, tied output)",
               "precision bf16 assumed (README does not state it); micro-batch size not stated, 1 assumed",
-              "recompute not stated, none assumed; TP/DP/PP communication overlap on (README)",
+              "recompute not stated, none assumed",
+              "README: --overlap-grad-reduce --overlap-param-gather and --tp-comm-overlap; Megatron-LM's "
+              "argument checks accept --overlap-param-gather only with --use-distributed-optimizer (zero 1) and "
+              "--tp-comm-overlap only with --sequence-parallel (on when tp > 1)",
+              "dropout, attention kernel and loss fusion not stated: scenario defaults (flash2, 0, fused)",
               "pipeline schedule not stated, 1F1B assumed; DGX H100: 400 Gb/s NDR per GPU",
               "metric: model FLOPs per GPU (MFU numerator), no recompute counted"]
+    tp = int(par["TP"])
     wl = {"kind": "training", "global_batch": int(r["global_batch"]), "micro_batch": 1,
           "seq_len": int(r["seq_len"]), "precision": "bf16",
-          "parallel": {"tp": int(par["TP"]), "pp": int(par["PP"]), "dp": int(par["DP"]), "schedule": "1f1b",
-                       "zero": 0, "overlap_grad_reduce": True},
+          "parallel": {"tp": tp, "pp": int(par["PP"]), "dp": int(par["DP"]), "schedule": "1f1b",
+                       "zero": 1, "overlap_grad_reduce": True, "overlap_param_gather": True,
+                       "tp_comm_overlap": True, "sequence_parallel": tp > 1},
           "recompute": "none"}
     scen = {"hardware": "H100-SXM5-80GB", "host": "DGX-H100", "cluster": _cluster(int(r["num_gpus"]), 400),
             "model": _gpt(layers, hidden, heads, 131072, 4096), "workload": wl}
@@ -441,21 +457,27 @@ def _megatron_core(r, notes):
 
 # FlashAttention repo GPT-3 runs: batches from training/configs/experiment/pile/*.yaml
 # (gpt3s-flash, gpt3l-flash, gpt3xl-flash) at 80 GB per GPU; dims are the zoo's GPT-3 entries.
-FA_GPT = {"GPT3-125M": ("gpt3-125m", 32, 256, 0, "gpt3s-flash"),
-          "GPT3-760M": ("gpt3-760m", 16, 256, 1, "gpt3l-flash"),
-          "GPT3-1.3B": ("gpt3-1.3b", 8, 512, 1, "gpt3xl-flash")}
+FA_GPT = {"GPT3-125M": ((12, 768, 12), 32, 256, 0, "gpt3s-flash"),
+          "GPT3-760M": ((24, 1536, 16), 16, 256, 1, "gpt3l-flash"),
+          "GPT3-1.3B": ((24, 2048, 16), 8, 512, 1, "gpt3xl-flash")}
+FA_VOCAB = 50264          # GPT-2's 50257 padded to pad_vocab_size_multiple: 8 (gpt3s-flash.yaml)
 
 
 def _fa_gpt(r, notes):
-    model, mb, gb, zero, cfg = FA_GPT[r["model"]]
+    (layers, hidden, heads), mb, gb, zero, cfg = FA_GPT[r["model"]]
     notes += [f"config training/configs/experiment/pile/{cfg}.yaml of Dao-AILab/flash-attention: per-GPU batch "
               f"{mb} (80 GB GPUs), global batch {gb}, ZeRO stage {zero}, seq 2048, bf16",
+              f"model: {layers} layers, hidden {hidden}, {heads} heads (the config's n_layer/n_embd/n_head); "
+              f"vocab 50257 padded to {FA_VOCAB} (pad_vocab_size_multiple: 8)",
+              "dropout 0.1: transformers.GPT2Config defaults (resid/embd/attn_pdrop 0.1), not overridden by the "
+              "configs; FlashAttention drops inside its kernel, fused_dropout_add_ln the hidden states",
               "metric: model FLOPs per GPU (Megatron formula x 3/4: no recompute), attention counted",
-              "FlashAttention + fused kernels, no activation checkpointing"]
+              "FlashAttention + fused kernels (fused dense, fused MLP, apex cross entropy), no activation "
+              "checkpointing"]
     wl = {"kind": "training", "global_batch": gb, "micro_batch": mb, "seq_len": 2048, "precision": "bf16",
-          "parallel": {"tp": 1, "pp": 1, "dp": 8, "zero": zero}, "recompute": "none"}
-    scen = {"hardware": "A100-SXM4-80GB", "host": "DGX-A100", "cluster": _cluster(8), "model": model,
-            "workload": wl}
+          "parallel": {"tp": 1, "pp": 1, "dp": 8, "zero": zero}, "recompute": "none", "dropout": 0.1}
+    scen = {"hardware": "A100-SXM4-80GB", "host": "DGX-A100", "cluster": _cluster(8),
+            "model": _gpt(layers, hidden, heads, FA_VOCAB, 2048), "workload": wl}
     return "training", scen, None, "tflops_per_gpu", float(r["value"])
 
 
@@ -728,9 +750,9 @@ def _flexgen(r, notes):
 E2E_UNMAPPED = {
     "E0020": "strong-scaling MFU: parallel layout only in a figure, not in the row",
     "E0022": "HuggingFace baseline: framework inefficiency is not a training-schema field",
-    "E0026": "Megatron-LM (no FlashAttention) baseline: attention implementation is not a training-schema field",
+    "E0026": "Megatron-LM (no FlashAttention) baseline: its version, micro-batch, layout and recompute are not stated",
     "E0028": "HuggingFace baseline: framework inefficiency is not a training-schema field",
-    "E0034": "Megatron-LM (no FlashAttention) baseline: attention implementation is not a training-schema field",
+    "E0034": "Megatron-LM (no FlashAttention) baseline: its version, micro-batch, layout and recompute are not stated",
     "E0037": "12B of 30B parameters pinned on the GPU: partial weight offload is not expressible",
     "E0039": "10B of 30B parameters pinned on the GPU: partial weight offload is not expressible",
     "E0040": "10B of 30B parameters pinned on the GPU: partial weight offload is not expressible",
@@ -856,20 +878,26 @@ def map_e2e(r: dict):
 VTRAIN_NOTES = ("vTrain single-node ground truth (Megatron-DeepSpeed, one node of 8 A100 with NVLink); "
                 "A100 memory size not stated, A100-SXM4-80GB assumed; Megatron GPT with vocab 50257, 4h MLP, "
                 "learned positions, tied output; fp16 mixed precision; activation checkpointing on (full recompute); 1F1B; "
-                "gradient all-reduce not overlapped with backward (bucketing off)")
+                "gradient all-reduce not overlapped with backward (bucketing off); " + MEGATRON_KERNELS_NOTE +
+                " (vTrain's model code src/model/gpt_modeling.py: baddbmm, FusedScaleMaskSoftmax, dropout 0.1; no "
+                "FlashAttention in its configs); vocabulary unpadded, split vocab_size // tp per rank as vTrain's "
+                "ShardedGptEmbeddings/ShardedGptLogit do (50257, 25128, 12564, 6282 rows), so the model's vocab is "
+                "tp * (50257 // tp); Megatron's 128*tp padding would align every split, while the measured "
+                "per-sequence LM-head cost is low only at tp 2, the one split that is a multiple of 8")
 
 
 def map_vtrain(r: dict, n: int):
     gpus, gb, mb, hidden, heads, layers, seq, tp, dp, pp = (int(r[c]) for c in VTRAIN_COLS)
     wl = {"kind": "training", "global_batch": gb, "micro_batch": mb, "seq_len": seq, "precision": "fp16",
           "parallel": {"tp": tp, "pp": pp, "dp": dp, "schedule": "1f1b", "zero": 0, "overlap_grad_reduce": False},
-          "recompute": "full"}
+          "recompute": "full", **MEGATRON_KERNELS}
     scen = {"hardware": "A100-SXM4-80GB", "host": "DGX-A100", "cluster": _cluster(gpus),
-            "model": _gpt(layers, hidden, heads, 50257, seq),
+            "model": _gpt(layers, hidden, heads, tp * (VTRAIN_VOCAB // tp), seq),
             "workload": wl}
     return f"V{n:04d}", "training_single_node", scen, "iteration_time_s", float(r["iteration time (ms)"]) * 1e-3
 
 
+VTRAIN_VOCAB = 50257
 VTRAIN_COLS = ("# GPUs", "global batch", "micro batch", "hidden size", "attention heads", "# layers",
                "sequence length", "tensor parallelism", "data parallelism", "pipeline parallelism")
 
