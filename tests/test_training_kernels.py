@@ -162,3 +162,15 @@ def test_flashattention_gpt_rows_pad_the_vocabulary_to_8():
     sc, _ = _rows()
     for i in ("E0024", "E0030", "E0033"):
         assert sc[i]["model"]["vocab"] == 50264 and sc[i]["workload"]["dropout"] == 0.1
+
+
+def test_embedding_backward_switches_to_the_sort_path_beyond_3072_indices():
+    """PyTorch's embedding_dense_backward_cuda: zero fill + one atomic kernel up to 3072 indices, the
+    radix-sort-and-segment path beyond; Megatron's vocab-parallel masking adds forward kernels at tp > 1."""
+    from sim.models import load_model
+    from sim.techniques.step import EMBEDDING_BWD_FAST_INDICES, embedding_kernels
+    m = load_model(GPT)
+    f1, b_small = embedding_kernels(m, 1, EMBEDDING_BWD_FAST_INDICES, 0.1)
+    _, b_big = embedding_kernels(m, 1, EMBEDDING_BWD_FAST_INDICES + 1, 0.1)
+    f2, _ = embedding_kernels(m, 2, 1024, 0.1)
+    assert b_big > b_small and f2 > f1

@@ -253,6 +253,26 @@ def megatron_cross_entropy_kernels(tokens: float, v_local: int, B: float) -> tup
     return fwd, bwd
 
 
+EMBEDDING_BWD_FAST_INDICES = 3072   # PyTorch embedding_dense_backward_cuda: atomic fast path up to 3072 indices
+EMBEDDING_BWD_SORT_KERNELS = 12     # else arange, cub radix sort of the indices (several passes), unique-by-key
+                                    # segments, partials per segment, scans, per-segment sums, scatter, zero fill
+
+
+def embedding_kernels(model, tp: int, tokens: float, dropout: float) -> tuple[int, int]:
+    """(forward, backward) kernels an eager PyTorch/Megatron input embedding launches per micro-batch.
+    Forward: each table's gather (vocabulary-parallel at tp > 1 adds Megatron's VocabParallelEmbedding
+    masking: the out-of-range mask (3), shifted ids (2), id zeroing, output-row zeroing), the position
+    add, dropout, the norm of BLOOM-style models, and Megatron's transpose to [s, b, h]. Backward: the
+    transpose and dropout gradients and, per table, ``embedding_dense_backward_cuda``: a zero fill and
+    one atomic kernel up to 3072 indices, the sort-and-segment path beyond (aten/src/ATen/native/cuda/
+    Embedding.cu), plus its gradient accumulation."""
+    tables = 1 + (model.position_embedding == "learned")
+    f = tables + (tables - 1) + (7 if tp > 1 else 0) + (dropout > 0) + 1 + bool(model.embedding_norm)
+    per_table = 2 if tokens <= EMBEDDING_BWD_FAST_INDICES else EMBEDDING_BWD_SORT_KERNELS
+    b = 1 + (dropout > 0) + tables * (per_table + 1) + (tp > 1) + 2 * bool(model.embedding_norm)
+    return int(f), int(b)
+
+
 def grad_accumulation_op(n_params: float, wl) -> Elementwise:
     """Each micro-batch's weight gradients are added into the fp32 accumulation buffer (Megatron-LM's
     ``main_grad``; fused into the wgrad GEMM's epilogue by Megatron-Core, which moves the same bytes):
@@ -383,11 +403,12 @@ def _ends(model, wl, L: Layout, system, bounds) -> dict:
     tp_sys = group(system, L, "tp")[1]
     ar = [Collective("all_reduce", tokens * model.hidden * B, L.tp)] if L.tp > 1 else []
     ce = [Collective("all_reduce", tokens * 4, L.tp)] * 3 if L.tp > 1 else []   # max, sum-exp, target logit
-    emb_f = _dispatch_floor(_sum(emb, system, bounds) + _sum(ar, tp_sys), len(emb) + len(ar), system)
+    k_ef, k_eb = embedding_kernels(model, L.tp, tokens, wl.dropout)
+    emb_f = _dispatch_floor(_sum(emb, system, bounds) + _sum(ar, tp_sys), k_ef + len(ar), system)
     acc_e = [grad_accumulation_op(model.embedding_params() / L.tp, wl)] if wl.optimizer != "zo" else []
     acc_h = [grad_accumulation_op((model.output_params() or model.vocab * model.hidden) / L.tp, wl)] \
         if wl.optimizer != "zo" else []
-    emb_b = _dispatch_floor(_sum(backward_ops(emb) + acc_e, system, bounds), len(emb) + 1, system)
+    emb_b = _dispatch_floor(_sum(backward_ops(emb) + acc_e, system, bounds), k_eb, system)
     head_f = _dispatch_floor(_sum(head_f_ops, system, bounds) + _sum(ce, tp_sys), len(head_f_ops) + len(ce), system)
     head_b = _dispatch_floor(_sum(head_b_ops + acc_h, system, bounds) + _sum(ar, tp_sys),
                              len(head_b_ops) + len(ar) + 1, system)
