@@ -7,12 +7,12 @@ import pytest
 
 from analysis.traces import load_published
 from sim.cost import cost
-from sim.ops import DTYPE_BYTES, Attention, Elementwise, Gemm
-from sim.scenario import predict
-from sim.techniques.step import (MEGATRON_SOFTMAX_MAX_SEQ, eager_kernels, megatron_attention_kernels,
-                                 megatron_cross_entropy_kernels)
 from sim.hardware import load_device, load_host
 from sim.hardware.system import Cluster, System
+from sim.ops import DTYPE_BYTES, Attention, Elementwise
+from sim.scenario import predict
+from sim.techniques.eager import (MEGATRON_SOFTMAX_MAX_SEQ, eager_kernels, megatron_attention_kernels,
+                                  megatron_cross_entropy_kernels)
 
 GPT = {"layers": 8, "hidden": 1024, "heads": 16, "ffn": 4096, "vocab": 51200, "norm": "layernorm",
        "bias": "all", "position_embedding": "learned", "seq_len": 2048}
@@ -168,7 +168,7 @@ def test_embedding_backward_switches_to_the_sort_path_beyond_3072_indices():
     """PyTorch's embedding_dense_backward_cuda: zero fill + one atomic kernel up to 3072 indices, the
     radix-sort-and-segment path beyond; Megatron's vocab-parallel masking adds forward kernels at tp > 1."""
     from sim.models import load_model
-    from sim.techniques.step import EMBEDDING_BWD_FAST_INDICES, embedding_kernels
+    from sim.techniques.eager import EMBEDDING_BWD_FAST_INDICES, embedding_kernels
     m = load_model(GPT)
     f1, b_small = embedding_kernels(m, 1, EMBEDDING_BWD_FAST_INDICES, 0.1)
     _, b_big = embedding_kernels(m, 1, EMBEDDING_BWD_FAST_INDICES + 1, 0.1)
