@@ -12,7 +12,8 @@ acceptance rates, the mix of formats): the band spans the plausible values of th
 
 Helpers that return more than the headline number (``fp6_llm_ratios``, ``kivi_ratios`` ...) are
 what the tests call for their extra physics assertions; the registry entries call the same helpers.
-Training claims (families 7 and 8) still live in tests/test_claims_training.py.
+Training claims (families 6-8: ``megatron_1t``, ``zero_infinity_1t`` ...) run ``train`` the same way;
+tests/test_claims_training.py asserts them through the registry.
 """
 from __future__ import annotations
 
@@ -1011,10 +1012,29 @@ claim("G14.1.34x", id="G14", family="collectives_overlap", paper="MegaScale", ha
 # ================================================================ report section
 GROUPS = (("Low-precision and sparse kernels", ("lowprec_gemm", "sparse_kernels"), "claims_kernels.png"),
           ("KV cache, attention and decoding", ("attention_kv", "decoding_accel"), "claims_kv_decoding.png"),
-          ("Serving, collectives, training, offload and power",
-           ("serving_system", "collectives_overlap", "parallel_training", "offload_tiering", "power_energy"),
-           "claims_systems.png"))
-TICKS = [1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 7, 10, 15, 20, 30, 50, 70, 100, 150, 200, 500, 1000]
+          ("Serving, collectives and power", ("serving_system", "collectives_overlap", "power_energy"),
+           "claims_systems.png"),
+          ("Parallel training and offload", ("parallel_training", "offload_tiering"), "claims_training.png"))
+CAPACITY = (("Inference capacity claims", ("lowprec_gemm", "sparse_kernels", "attention_kv", "decoding_accel",
+                                           "serving_system", "collectives_overlap", "power_energy"),
+             "weights + KV cache + workspace within the devices' HBM", "claims_capacity.png"),
+            ("Training capacity claims", ("parallel_training", "offload_tiering"),
+             "model states and activations within HBM,\nhost DRAM and NVMe (where offloaded)",
+             "claims_capacity_training.png"))
+TICK_TIERS = ((1,), (2, 5), (3,), (1.5, 7), (1.25, 2.5, 4))   # mantissas, most round first
+
+
+def log_ticks(lo: float, hi: float, min_gap: float) -> list[float]:
+    """Round tick values on a log axis from ``lo`` to ``hi``, the roundest first, none closer than
+    ``min_gap`` decades to another (so the labels never overlap, whatever the range)."""
+    chosen: list[float] = []
+    for tier in TICK_TIERS:
+        for e in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
+            for m in tier:
+                t = float(f"{m}e{e}")
+                if lo <= t <= hi and all(abs(math.log10(t / c)) >= min_gap for c in chosen):
+                    chosen.append(t)
+    return sorted(chosen)
 COLOURS = {"reproduced": "tab:green", "partly": "tab:orange", "not reproduced": "tab:red"}
 
 
@@ -1054,12 +1074,16 @@ def _numeric_figure(ax, rows: list[dict], title: str) -> None:
     ax.invert_yaxis()
     vals = [v for r in rows for x in (r["published"], r["predicted"]) if x is not None
             for v in (x if isinstance(x, tuple) else (x,))]
+    vals += [(min(r["published"]) if isinstance(r["published"], tuple) else r["published"]) * (1 - r["tolerance"])
+             for r in rows]
     ax.set_xscale("log")
-    ax.set_xlim(min(vals) * 0.75, max(vals) * 1.35)
-    ax.xaxis.set_major_locator(FixedLocator(TICKS))
+    lo, hi = min(vals) * 0.8, max(vals) * 1.35
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_locator(FixedLocator(log_ticks(lo, hi, 0.045 * math.log10(hi / lo))))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xlabel("value in the row's metric, log scale (x = ratio to the paper's baseline; TFLOP/s; users)")
+    ax.set_xlabel("value in the row's metric, log scale (x = ratio to the paper's baseline; fractions of peak; "
+                  "TFLOP/s or PFLOP/s; users)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, axis="x", which="both", alpha=0.3)
     ax.plot([], [], "kD", label="published (black bar: published range)")
@@ -1071,17 +1095,16 @@ def _numeric_figure(ax, rows: list[dict], title: str) -> None:
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, below), ncol=3, frameon=False)
 
 
-def _predicate_figure(ax, rows: list[dict]) -> None:
+def _predicate_figure(ax, rows: list[dict], title: str, xlabel: str) -> None:
     """Capacity predicates: what the paper says fits, and what the model says."""
     for y, r in enumerate(rows):
         for x, v in ((0, r["published"]), (1, r["predicted"])):
             ax.plot([x], [y], "o" if v else "X", ms=11, color="tab:green" if v else "tab:red")
             ax.text(x + 0.08, y, "fits" if v else "does not fit", va="center", fontsize=7)
     ax.set_yticks(range(len(rows)), [f"{r['key']} {r['paper']} [{r['hardware']}]" for r in rows], fontsize=7)
-    ax.set_xticks([0, 1], ["paper (or what its claim implies)", "model (spec efficiencies)"])
-    ax.set(xlim=(-0.4, 1.8), ylim=(len(rows) - 0.5, -0.5),
-           xlabel="capacity predicate: weights + KV cache + workspace within the devices' HBM")
-    ax.set_title("Capacity claims (fits / does not fit)", fontsize=10)
+    ax.set_xticks([0, 1], ["paper\n(or what its claim implies)", "model\n(spec efficiencies)"])
+    ax.set(xlim=(-0.4, 1.8), ylim=(len(rows) - 0.5, -0.5), xlabel="capacity predicate:\n" + xlabel)
+    ax.set_title(f"{title} (fits / does not fit)", fontsize=10)
 
 
 def section(out: Path):
@@ -1105,20 +1128,22 @@ def section(out: Path):
         if missing:
             cap += " No claim registered yet for: " + ", ".join(missing) + "."
         figs.append((_save(fig, out, name), cap))
-    preds = [r for r in rows if isinstance(r["published"], bool)]
-    if preds:
-        fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(preds) + 1.4))
-        _predicate_figure(ax, preds)
-        figs.append((_save(fig, out, "claims_capacity.png"), "Capacity claims: does the model say the paper's "
-                     "configuration fits in device memory, as the paper does?"))
+    for title, fams, xlabel, name in CAPACITY:
+        preds = [r for r in rows if r["family"] in fams and isinstance(r["published"], bool)]
+        if preds:
+            fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(preds) + 1.4))
+            _predicate_figure(ax, preds, title, xlabel)
+            figs.append((_save(fig, out, name), f"{title}: does the model say the paper's configuration fits in "
+                         "memory, as the paper does (or as its claim implies)?"))
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     short = [r["claim"] if len(r["claim"]) <= 110 else r["claim"][:107] + "..." for r in rows]
     tab = table(["claim", "paper", "quote (TECHNIQUES.md)", "device", "setup", "metric", "published", "predicted",
                  "tol.", "status", "why"],
                 [[r["key"], r["paper"], q, r["hardware"], r["setup"], r["metric"], fmt(r["published"]),
-                  fmt(r["predicted"]), f"{r['tolerance']:.0%}", r["status"], r["why"]] for r, q in zip(rows, short)])
+                  fmt(r["predicted"]), f"{r['tolerance'] * 100:.3g}%", r["status"], r["why"]] for r, q in zip(rows, short)])
     intro = (f"{len(rows)} checkable claims from shared/TECHNIQUES.md, each predicted by the model with its spec "
              f"efficiencies: {counts['reproduced']} reproduced, {counts['partly']} partly, "
-             f"{counts['not reproduced']} not reproduced (each with its reason). Training claims (families 7, 8) "
-             "are checked in tests/test_claims_training.py.")
+             f"{counts['not reproduced']} not reproduced (each with its reason). The training claims "
+             "(parallel_training, offload_tiering, and Ulysses and MegaScale in collectives_overlap) run the training "
+             "model at the papers' scale, up to 12,288 GPUs.")
     return Section("Technique claims: predicted vs published", intro, figs, [tab])

@@ -2,6 +2,7 @@
 setup and tolerance, and gets its status by comparing its prediction with the published value;
 the kernel-level entries written for the registry respect the physical bounds they rest on; and the
 report section draws its figures."""
+import math
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -73,6 +74,17 @@ def test_evaluate_all_rows():
     assert {r["status"] for r in rows} <= set(C.STATUSES)
 
 
+def test_every_family_has_a_claim():
+    """The registry covers all nine technique families of TECHNIQUES.md, training ones included."""
+    assert {c.family for c in C.CLAIMS.values()} == set(C.FAMILIES)
+
+
+def test_training_entries_use_the_spec_efficiencies():
+    """Like the inference entries, training predictions run the model before any fitting."""
+    import inspect
+    assert '"parameters": "spec"' in inspect.getsource(C.train)
+
+
 def test_registration_rejects_duplicates_and_unknown_families():
     kw = dict(id="A1", family="lowprec_gemm", paper="p", hardware="h", claim="q", setup="s", metric="m",
               published=1.0, tolerance=0.1)
@@ -112,6 +124,16 @@ def test_judge_ranges_and_predicates():
     assert C.judge(None, 2.0, 0.1) == "not reproduced"
 
 
+@given(st.floats(0.01, 100), st.floats(1.5, 1e4))
+def test_log_ticks_are_round_inside_and_never_crowded(lo, span):
+    hi = lo * span
+    gap = 0.045 * math.log10(hi / lo)
+    ticks = C.log_ticks(lo, hi, gap)
+    assert ticks and all(lo <= t <= hi for t in ticks)
+    assert all(math.log10(b / a) >= gap - 1e-12 for a, b in zip(ticks, ticks[1:]))
+    assert all(float(f"{t:.3g}") == t for t in ticks)           # round values only
+
+
 # ---- physics of the registry's own kernel-level entries ---------------------------------------------
 def test_dgq_gain_is_bounded_by_the_int8_fp16_peak_ratio():
     """A8W4 and A16W4 read the same 4-bit weights; compute-bound, INT8 Tensor Cores are 2x FP16, so
@@ -144,6 +166,8 @@ def test_ladder_ideal_overlap_grows_with_the_all_reduce_share():
 def test_section_draws_figures_and_table(tmp_path):
     sec = C.section(tmp_path)
     assert sec.figures and all((tmp_path / f).stat().st_size > 10_000 for f, _ in sec.figures)
+    names = {f for f, _ in sec.figures}
+    assert {g[2] for g in C.GROUPS} | {c[3] for c in C.CAPACITY} == names
     assert all(f.endswith(".png") for f, _ in sec.figures)
     html = sec.html()
     for key in C.CLAIMS:
