@@ -804,9 +804,10 @@ ZO_OFF = dict(parallel={"zero": 2}, offload={"optimizer": "cpu"})
 def zero_offload_fits() -> dict:
     """One V100-32GB in a DGX-2: 13B with the optimizer offloaded to CPU and without; PyTorch alone
     (16 B/param) with 1.4B and 2B."""
-    v = lambda model, gb, mb, **kw: train(V100, model, 1, global_batch=gb, micro_batch=mb, **kw, **M19).fits
-    return {"13b": v(gpt(64, 4096, 32), 4, 1, **ZO_OFF), "13b_nooffload": v(gpt(64, 4096, 32), 4, 1),
-            "1.4b": v(gpt(28, 2048, 16), 8, 2), "2b": v(gpt(40, 2048, 16), 8, 1)}
+    def fits(model, gb, mb, **kw) -> bool:
+        return train(V100, model, 1, global_batch=gb, micro_batch=mb, **kw, **M19).fits
+    return {"13b": fits(gpt(64, 4096, 32), 4, 1, **ZO_OFF), "13b_nooffload": fits(gpt(64, 4096, 32), 4, 1),
+            "1.4b": fits(gpt(28, 2048, 16), 8, 2), "2b": fits(gpt(40, 2048, 16), 8, 1)}
 
 
 @lru_cache(maxsize=None)
@@ -820,7 +821,8 @@ H1_SIZE = "train models with over 13 billion parameters on a single GPU, a 10x i
 for _k, _q, _setup, _pub in (
         ("13b", H1_SIZE, "13B GPT (64 layers, d 4096), ZeRO-2 with optimizer states and Adam on the CPU", True),
         ("13b-nooffload", H1_SIZE, "implied: the same 13B without offload does not fit", False),
-        ("1.4b", "30TF using PyTorch alone for a 1.4B parameter model", "1.4B GPT (28 layers, d 2048) in PyTorch alone (16 B/param), micro-batch 2", True),
+        ("1.4b", "30TF using PyTorch alone for a 1.4B parameter model",
+         "1.4B GPT (28 layers, d 2048) in PyTorch alone (16 B/param), micro-batch 2", True),
         ("2b", H1_SIZE, "implied ('10x' of 13B): 2B GPT (40 layers, d 2048) in PyTorch alone does not fit", False)):
     claim(f"H1.{_k}", id="H1", family="offload_tiering", paper="ZeRO-Offload", hardware="V100-SXM2-32GB + DGX-2 host",
           claim=_q, setup=_setup, metric="fits in HBM (and host DRAM)", published=_pub, tolerance=0.0,
@@ -856,7 +858,8 @@ H2_SETUP = "1T GPT (128 layers, d 25600) with ZeRO-3 on one DGX-2 (16 V100-32GB,
 for _k, _setup, _pub in (("nvme", "optimizer states and parameters on NVMe", True),
                          ("cpu", "implied: on host DRAM they do not fit (16 B/param = 16 TB > 1.5 TB)", False),
                          ("hbm", "implied: in HBM alone they do not fit (16 TB > 0.5 TB)", False)):
-    claim(f"H2.1t-{_k}", id="H2", family="offload_tiering", paper="ZeRO-Infinity", hardware="DGX-2 (16x V100-SXM2-32GB)",
+    claim(f"H2.1t-{_k}", id="H2", family="offload_tiering", paper="ZeRO-Infinity",
+          hardware="DGX-2 (16x V100-SXM2-32GB)",
           claim="fine-tune trillion parameter models on a single NVIDIA DGX-2 node", setup=f"{H2_SETUP}; {_setup}",
           metric="fits in HBM, DRAM and NVMe", published=_pub, tolerance=0.0,
           )(lambda _k=_k: zero_infinity_1t()[_k].fits)
@@ -1140,7 +1143,8 @@ def section(out: Path):
     tab = table(["claim", "paper", "quote (TECHNIQUES.md)", "device", "setup", "metric", "published", "predicted",
                  "tol.", "status", "why"],
                 [[r["key"], r["paper"], q, r["hardware"], r["setup"], r["metric"], fmt(r["published"]),
-                  fmt(r["predicted"]), f"{r['tolerance'] * 100:.3g}%", r["status"], r["why"]] for r, q in zip(rows, short)])
+                  fmt(r["predicted"]), f"{r['tolerance'] * 100:.3g}%", r["status"], r["why"]]
+                 for r, q in zip(rows, short)])
     intro = (f"{len(rows)} checkable claims from shared/TECHNIQUES.md, each predicted by the model with its spec "
              f"efficiencies: {counts['reproduced']} reproduced, {counts['partly']} partly, "
              f"{counts['not reproduced']} not reproduced (each with its reason). The training claims "
