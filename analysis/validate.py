@@ -82,6 +82,11 @@ def predicted_value(metric: str, scen: dict, pred, base=None) -> float:
 
 # ---- evaluation -------------------------------------------------------------------------------------
 
+# measured on the host of a machine without a GPU (gpusim bench): they calibrate that host
+# (CPU Adam, DRAM, storage efficiencies) rather than validate a device prediction
+HOST_PROBE_FAMILIES = {"cpu_adam", "host_memory", "storage"}
+
+
 def _reason(exc: Exception, scen: dict) -> str:
     """A short reason that groups well in the summary."""
     if isinstance(exc, NotPredicted):
@@ -169,6 +174,9 @@ def evaluate(rows, predict: Callable | None = None, calibrated: bool = False,
             continue
         if budget_s is not None and time.perf_counter() - t0 > budget_s:
             res["reason"] = f"time budget ({budget_s:g} s) spent"
+            continue
+        if r["family"] in HOST_PROBE_FAMILIES:
+            res["reason"] = "host probe of a CPU-only machine: fitted into its host profile by gpusim calibrate"
             continue
         try:
             value = predict_row(r, calibrated=calibrated, predict=cached)
