@@ -24,7 +24,6 @@ import numpy as np
 
 from sim.engine import analytical, pipeline
 from sim.engine.graph import Graph, Timeline
-from sim.techniques.offload import flow_line
 from sim.techniques.step import Step
 
 
@@ -39,38 +38,77 @@ class Times:
 
 
 # ---- analytical ---------------------------------------------------------------------------------
-def _stage_sums(step: Step):
-    S = np.array([sum(f) + sum(b) for f, b in zip(step.F, step.B)])
-    return S, S.sum(), S.max()
+# The closed forms are written over numpy arrays with the configurations on the leading axis (and the
+# pipeline stages on the last), so one code serves ``closed_form(step)`` (one configuration) and
+# ``sim.techniques.training_batch`` (thousands at once).
+def _exclusive_cumsum(x):
+    """sum_{k<i} x_k along the last axis, added in stage order."""
+    out = np.zeros_like(x)
+    if x.shape[-1] > 1:
+        out[..., 1:] = np.cumsum(x[..., :-1], axis=-1)
+    return out
 
 
-def _dp_tail(step: Step, i: int) -> float:
-    k, c = step.dp_k[i], step.dp_c[i]
-    if k == 0:
-        return 0.0
-    last_b = step.B[i][0]
-    if step.dp_overlap:
-        return max(c, k * c - (k - 1) * last_b / k)        # analytical.overlap_exposed, scalar
-    return k * c
+def dp_tail(k, c, last_b, overlap):
+    """Exposed data-parallel reduction after a stage's last backward: k buckets of c seconds, one ready
+    every last_b/k seconds when overlapping (``analytical.overlap_exposed``), all k after it otherwise."""
+    k, c, last_b = (np.asarray(x, dtype=float) for x in (k, c, last_b))
+    kk = np.maximum(k, 1.0)
+    hidden = np.maximum(c, k * c - (k - 1) * last_b / kk)
+    return np.where(k == 0, 0.0, np.where(overlap, hidden, k * c))
+
+
+def pipeline_terms(m, v, S, B0, F0, dp_k, dp_c, dp_overlap, every_mb, opt, pag, pag_overlap) -> dict:
+    """The scalars ``analytical.training_iteration`` needs, for configurations x stages.
+
+    Per stage (last axis): S one micro-batch's forward+backward, B0/F0 the first chunk's backward /
+    forward, dp_k/dp_c data-parallel buckets and seconds per bucket, opt the optimizer step, pag the
+    ZeRO-1/2 parameter all-gather. Per configuration: m, v, dp_overlap, every_mb (ZeRO-2: a
+    reduce-scatter per micro-batch; what one cannot hide spills), pag_overlap. Stage i's last backward
+    ends sum_{k<i} B0_k before stage 0's; the slowest stage's tail sets the exposed reduction."""
+    m = np.asarray(m, dtype=float)[..., None]
+    S, B0, F0, dp_k, dp_c, opt, pag = (np.asarray(x, dtype=float) for x in (S, B0, F0, dp_k, dp_c, opt, pag))
+    tail = dp_tail(dp_k, dp_c, B0, np.asarray(dp_overlap)[..., None])
+    spill = np.maximum(0.0, dp_k * dp_c - S) * (m - 1)
+    tail = np.where(np.asarray(every_mb)[..., None], tail + spill, tail)
+    dp_term = (tail - _exclusive_cumsum(B0)).max(axis=-1)
+    ag_exposed = np.where(np.asarray(pag_overlap)[..., None], np.maximum(0.0, pag - F0), pag)
+    return {"m": m[..., 0], "v": np.asarray(v, dtype=float), "s_sum": S.sum(axis=-1), "s_max": S.max(axis=-1),
+            "dp_term": dp_term, "step_term": (opt + ag_exposed).max(axis=-1), "ag_exposed": ag_exposed.max(axis=-1),
+            "opt": opt.max(axis=-1)}
+
+
+def _stage_arrays(step: Step) -> dict:
+    return {"S": np.array([[sum(f) + sum(b) for f, b in zip(step.F, step.B)]]),
+            "B0": np.array([[b[0] for b in step.B]]), "F0": np.array([[f[0] for f in step.F]]),
+            "dp_k": np.array([step.dp_k], dtype=float), "dp_c": np.array([step.dp_c]),
+            "opt": np.array([step.opt]), "pag": np.array([step.param_ag])}
 
 
 def features(step: Step) -> dict:
     """The scalars the vectorised closed form needs (``analytical.training_iteration``)."""
-    L = step.L
-    S = [sum(f) + sum(b) for f, b in zip(step.F, step.B)]
-    s_sum, s_max = sum(S), max(S)
-    dp_term, off = -float("inf"), 0.0
-    for i in range(L.pp):
-        tail = _dp_tail(step, i)
-        if step.dp_every_microbatch:  # ZeRO-2: a reduce-scatter per micro-batch; what one cannot hide spills
-            tail += max(0.0, step.dp_k[i] * step.dp_c[i] - S[i]) * (step.m - 1)
-        dp_term = max(dp_term, tail - off)
-        off += step.B[i][0]           # stage i+1's last backward ends this much before stage 0's
-    ag = step.param_ag
-    ag_exposed = [max(0.0, a - f[0]) for a, f in zip(ag, step.F)] if step.param_ag_overlap else ag
-    return {"m": step.m, "v": L.v, "s_sum": s_sum, "s_max": s_max, "dp_term": dp_term,
-            "sync": step.sync_s, "step_term": max(o + a for o, a in zip(step.opt, ag_exposed)),
-            "overhead": step.overhead_s, "ag_exposed": max(ag_exposed)}
+    t = pipeline_terms(np.array([step.m]), np.array([step.L.v]), dp_overlap=np.array([step.dp_overlap]),
+                       every_mb=np.array([step.dp_every_microbatch]), pag_overlap=np.array([step.param_ag_overlap]),
+                       **_stage_arrays(step))
+    out = {k: float(v[0]) for k, v in t.items()}
+    out.update(m=step.m, v=step.L.v, sync=step.sync_s, overhead=step.overhead_s)
+    return out
+
+
+def pipeline_phases(m, t_pipe, f: dict, parts: dict, sync, overhead) -> dict:
+    """Seconds by phase on the critical stage (``parts``: per micro-batch, mean over stages)."""
+    p = parts
+    comm_mb = p["tp_comm"] + p["sp_comm"] + p["ep_comm"] + p["p2p"]
+    return {"forward": m * (p["fwd_compute"] + p["emb_f"] + p["head_f"]),
+            "backward": m * (p["bwd_compute"] + p["emb_b"] + p["head_b"]),
+            "recompute": m * p["recompute"],
+            "host_dispatch_wait": m * p["host_bound_s"],
+            "comm_in_layers": m * comm_mb,
+            "pipeline_bubble": t_pipe - m * f["s_max"],
+            "dp_comm_exposed": f["dp_term"],
+            "sync": sync, "optimizer": f["opt"],
+            "param_gather_exposed": f["ag_exposed"],
+            "overhead": overhead}
 
 
 def closed_form(step: Step) -> Times:
@@ -82,100 +120,97 @@ def closed_form(step: Step) -> Times:
     total, t_pipe = float(total), float(t_pipe)
     busy = step.m * f["s_max"]
     bubble = 1.0 - busy / t_pipe if t_pipe > 0 else 0.0
-    p = step.parts
-    comm_mb = p["tp_comm"] + p["sp_comm"] + p["ep_comm"] + p["p2p"]
-    phases = {"forward": step.m * (p["fwd_compute"] + p["emb_f"] + p["head_f"]),
-              "backward": step.m * (p["bwd_compute"] + p["emb_b"] + p["head_b"]),
-              "recompute": step.m * p["recompute"],
-              "host_dispatch_wait": step.m * p.get("host_bound_s", 0.0),
-              "comm_in_layers": step.m * comm_mb,
-              "pipeline_bubble": t_pipe - busy,
-              "dp_comm_exposed": f["dp_term"],
-              "sync": step.sync_s, "optimizer": float(np.max(step.opt)),
-              "param_gather_exposed": f["ag_exposed"],
-              "overhead": step.overhead_s}
-    exposed = step.m * comm_mb + f["dp_term"] + step.sync_s + f["ag_exposed"]
+    phases = pipeline_phases(step.m, t_pipe, f, step.parts, step.sync_s, step.overhead_s)
+    exposed = phases["comm_in_layers"] + f["dp_term"] + step.sync_s + f["ag_exposed"]
     return Times(total, phases, exposed, bubble, "analytical", {"pipeline_s": t_pipe})
 
 
-def _mb_times(step: Step) -> tuple[float, float]:
-    """(forward, backward) of one micro-batch on the layerwise path: a flow line of the layers
-    through [fetch weights, all-gather, compute, write activations] forward and [fetch weights and
-    activations, all-gather + reduce-scatter, compute, gradients out] backward. The LM head's
-    forward and backward compute while the last activations are still being written; backward's
-    fetches start only then (the last activation written is the first read back)."""
-    lw = step.lw
-    n = lw["n"]
+def flow_line_arr(stage_totals, chunks):
+    """``offload.flow_line`` over arrays: stages of zero time drop out of the line."""
+    tot = [np.asarray(t, dtype=float) for t in stage_totals]
+    pos = [np.where(t > 0, t, 0.0) for t in tot]
+    k = np.maximum(1.0, np.asarray(chunks, dtype=float))
+    s = pos[0]
+    mx = pos[0]
+    for t in pos[1:]:
+        s = s + t
+        mx = np.maximum(mx, t)
+    return s / k + (k - 1) * mx / k
+
+
+def layerwise_closed(lw: dict, m, zo, host: dict, tail, opt, sync, overhead, parts: dict) -> dict:
+    """The layerwise path (ZeRO-3, offload, MeZO; one stage) for arrays of configurations.
+
+    ``lw``: per-layer seconds (n layers; f, b compute; fetch_f, fetch_b from host/NVMe; ag, rs the ZeRO-3
+    all-gather and reduce-scatter; act_w activations out; grad_out gradients to the host) and the
+    ends (emb_f, emb_b, head_f, head_b). Forward of a micro-batch: a flow line of the layers through
+    [fetch weights, all-gather, compute, write activations], the LM head computing while the last
+    activations are written; backward: [fetch weights and activations, all-gather + reduce-scatter
+    (one link), compute], then the embedding. The host step (``host``: has, nvme, cpu, h2d, chunks,
+    dpu, overlap) is exposed after backward, hidden behind the last backward but one layer (Fuyou),
+    or behind the next iteration (DPU). ``zo``: MeZO, two forwards and no backward."""
+    n = np.asarray(lw["n"], dtype=float)
+    zo = np.asarray(zo, dtype=bool)
     fetch, gather, comp = lw["fetch_f"] * n, lw["ag"] * n, lw["f"] * n
-    head = lw["head_f"] + (0.0 if step.zo is not None else lw["head_b"])
-    fwd = lw["emb_f"] + max(flow_line([fetch, gather, comp, lw["act_w"] * n], n),
-                            flow_line([fetch, gather, comp], n) + head)
-    if step.zo is not None:
-        return fwd, 0.0
-    bwd = flow_line([lw["fetch_b"] * n, (lw["ag"] + lw["rs"]) * n, lw["b"] * n], n) + lw["emb_b"]
-    return fwd, bwd
-
-
-def _pipe_layerwise(step: Step, fwd: float, bwd: float, passes: int) -> float:
-    """All micro-batches: gradients stream out (device-to-host) on their own copy engine while the next
-    micro-batch computes, so only the last micro-batch's unhidden tail, or a copy engine busier
-    than the compute, adds to the sum of the passes."""
-    lw, n, m = step.lw, step.lw["n"], step.m
+    head = lw["head_f"] + np.where(zo, 0.0, lw["head_b"])
+    fwd = lw["emb_f"] + np.maximum(flow_line_arr([fetch, gather, comp, lw["act_w"] * n], n),
+                                   flow_line_arr([fetch, gather, comp], n) + head)
+    bwd_line = [lw["fetch_b"] * n, (lw["ag"] + lw["rs"]) * n, lw["b"] * n]
+    bwd = np.where(zo, 0.0, flow_line_arr(bwd_line, n) + lw["emb_b"])
+    passes = np.where(zo, 2.0, 1.0)
+    # gradients stream out (device-to-host) on their own copy engine while the next micro-batch computes
     compute = m * (passes * fwd + bwd)
-    if step.zo is not None or lw["grad_out"] <= 0:
-        return compute
-    with_out = flow_line([lw["fetch_b"] * n, (lw["ag"] + lw["rs"]) * n, lw["b"] * n, lw["grad_out"] * n], n) \
-        + lw["emb_b"]
-    tail = max(0.0, with_out - bwd)
+    with_out = flow_line_arr(bwd_line + [lw["grad_out"] * n], n) + lw["emb_b"]
+    t_tail = np.maximum(0.0, with_out - bwd)
     d2h = m * n * (lw["grad_out"] + lw["act_w"])
-    return max(compute + tail, fwd + d2h + lw["emb_b"])
+    t_pipe = np.where(zo | (lw["grad_out"] <= 0), compute, np.maximum(compute + t_tail, fwd + d2h + lw["emb_b"]))
+    has = np.asarray(host["has"], dtype=bool)
+    k = np.where(host["overlap"], np.maximum(host["chunks"], n), host["chunks"])
+    t_host = np.where(has, flow_line_arr([host["nvme"], host["cpu"], host["h2d"]], k), 0.0)
+    dpu = has & np.asarray(host["dpu"], dtype=bool)
+    ovl = has & ~dpu & np.asarray(host["overlap"], dtype=bool)
+    plain = has & ~dpu & ~ovl
+    host_ovl = np.maximum(t_host / n, t_host - (bwd - lw["b"]))
+    host_exposed = np.where(dpu, np.maximum(0.0, t_host - t_pipe - tail),
+                            np.where(ovl, host_ovl, np.where(plain, t_host, 0.0)))
+    t_end = np.where(dpu, np.maximum(t_pipe + tail, t_host) + sync + opt,
+                     np.where(ovl, t_pipe + np.maximum(tail, host_ovl) + sync + opt,
+                              np.where(plain, t_pipe + tail + t_host + sync + opt, t_pipe + tail + sync + opt)))
+    total = t_end + overhead
+    compute_mb = passes * (lw["emb_f"] + lw["head_f"] + n * lw["f"]) + np.where(
+        zo, 0.0, lw["emb_b"] + lw["head_b"] + n * lw["b"])
+    p = parts
+    phases = {"forward": m * passes * (p["fwd_compute"] + p["emb_f"] + p["head_f"]),
+              "backward": np.where(zo, 0.0, m * (p["bwd_compute"] + p["emb_b"] + p["head_b"])),
+              "recompute": np.where(zo, 0.0, m * p["recompute"]),
+              "comm_in_layers": m * (p["tp_comm"] + p["sp_comm"] + p["ep_comm"]),
+              "offload_and_zero3_exposed": t_pipe - m * compute_mb,
+              "dp_comm_exposed": tail, "host_step_exposed": host_exposed, "sync": sync,
+              "optimizer": opt, "overhead": overhead}
+    exposed = phases["comm_in_layers"] + phases["offload_and_zero3_exposed"] + tail + sync
+    return {"total": total, "t_pipe": t_pipe, "t_host": t_host, "phases": phases, "exposed": exposed}
 
 
-def host_step_time(step: Step) -> float:
-    if step.host is None:
-        return 0.0
-    legs, k = step.host["legs"], step.host["chunks"]
-    if step.host["overlap"]:
-        k = max(k, step.lw["n"])
-    # reads and write-backs share the drives: one stage of the line
-    return flow_line([legs["nvme_read"] + legs["nvme_write"], legs["cpu"], legs["h2d_params"]], k)
+def host_arrays(host: dict | None) -> dict:
+    """The host step of one configuration in ``layerwise_closed``'s form."""
+    if host is None:
+        return {"has": False, "nvme": 0.0, "cpu": 0.0, "h2d": 0.0, "chunks": 1.0, "dpu": False, "overlap": False}
+    legs = host["legs"]
+    return {"has": True, "nvme": legs["nvme_read"] + legs["nvme_write"], "cpu": legs["cpu"],
+            "h2d": legs["h2d_params"], "chunks": host["chunks"], "dpu": host["dpu"], "overlap": host["overlap"]}
 
 
 def _closed_layerwise(step: Step) -> Times:
-    lw = step.lw
-    fwd, bwd = _mb_times(step)
-    passes = 2 if step.zo is not None else 1
-    t_pipe = _pipe_layerwise(step, fwd, bwd, passes)
-    tail = _dp_tail(step, 0)
-    t_host = host_step_time(step)
+    k, c = step.dp_k[0], step.dp_c[0]
+    tail = float(dp_tail(k, c, step.B[0][0], step.dp_overlap))
     t_opt = step.opt[0] + step.param_ag[0]
     if step.zo is not None:
         t_opt += step.zo["perturb_s"]
-    if step.host is None:
-        t_end = t_pipe + tail + step.sync_s + t_opt
-        host_exposed = 0.0
-    elif step.host["dpu"]:
-        t_end = max(t_pipe + tail, t_host) + step.sync_s + t_opt
-        host_exposed = max(0.0, t_host - t_pipe - tail)
-    elif step.host["overlap"]:                  # per layer, starting when the first layer's gradients are out
-        host_exposed = max(t_host / lw["n"], t_host - (bwd - lw["b"]))
-        t_end = t_pipe + max(tail, host_exposed) + step.sync_s + t_opt
-    else:
-        host_exposed = t_host
-        t_end = t_pipe + tail + t_host + step.sync_s + t_opt
-    total = t_end + step.overhead_s
-    compute_mb = passes * (lw["emb_f"] + lw["head_f"] + lw["n"] * lw["f"]) + (
-        0.0 if step.zo is not None else lw["emb_b"] + lw["head_b"] + lw["n"] * lw["b"])
-    p = step.parts
-    phases = {"forward": step.m * passes * (p["fwd_compute"] + p["emb_f"] + p["head_f"]),
-              "backward": 0.0 if step.zo is not None else step.m * (p["bwd_compute"] + p["emb_b"] + p["head_b"]),
-              "recompute": 0.0 if step.zo is not None else step.m * p["recompute"],
-              "comm_in_layers": step.m * (p["tp_comm"] + p["sp_comm"] + p["ep_comm"]),
-              "offload_and_zero3_exposed": t_pipe - step.m * compute_mb,
-              "dp_comm_exposed": tail, "host_step_exposed": host_exposed, "sync": step.sync_s,
-              "optimizer": t_opt, "overhead": step.overhead_s}
-    exposed = phases["comm_in_layers"] + phases["offload_and_zero3_exposed"] + tail + step.sync_s
-    return Times(total, phases, exposed, 0.0, "analytical", {"pipeline_s": t_pipe, "host_step_s": t_host})
+    r = layerwise_closed(step.lw, step.m, step.zo is not None, host_arrays(step.host), tail, t_opt, step.sync_s,
+                         step.overhead_s, step.parts)
+    phases = {k: float(v) for k, v in r["phases"].items()}
+    return Times(float(r["total"]), phases, float(r["exposed"]), 0.0, "analytical",
+                 {"pipeline_s": float(r["t_pipe"]), "host_step_s": float(r["t_host"])})
 
 
 # ---- task graph for the discrete-event engine ---------------------------------------------------

@@ -248,7 +248,7 @@ def _layer(model, wl, L: Layout, system, bounds) -> dict:
     stored, working = layer_activation_bytes(model, b, s, L, wl.recompute, flash, dtype_bytes(wl.precision))
     return {"f": f_total, "b": b_total, "fwd_compute": t_f, "bwd_compute": t_b, "recompute": gpu_rec,
             "tp_comm": (tp_f + tp_b) / 2, "sp_comm": sp_f + sp_b, "ep_comm": ep_c, "act_bytes": stored,
-            "host_bound_s": (f_total - gpu_f) + (b_total - gpu_rec - gpu_b),
+            "act_working": working, "host_bound_s": (f_total - gpu_f) + (b_total - gpu_rec - gpu_b),
             "kernels": (n_f, n_b)}
 
 
@@ -294,13 +294,20 @@ def _optimizer_gpu(n: float, wl, system) -> float:
     return price(upd, system).time_s + price(norm, system).time_s
 
 
-def price_step(wl, system, model) -> Step:
-    P, O = wl.parallel, wl.offload
-    L = Layout(tp=P.tp, pp=P.pp, dp=P.dp, sp=P.sp, sp_mode=P.sp_mode, sequence_parallel=P.sequence_parallel,
-               ep=P.ep, zero=P.zero, schedule=P.schedule, v=P.virtual_stages if P.schedule == "interleaved" else 1)
-    m = wl.global_batch // (wl.micro_batch * L.dp)
+def layout_of(wl) -> Layout:
+    P = wl.parallel
+    return Layout(tp=P.tp, pp=P.pp, dp=P.dp, sp=P.sp, sp_mode=P.sp_mode, sequence_parallel=P.sequence_parallel,
+                  ep=P.ep, zero=P.zero, schedule=P.schedule, v=P.virtual_stages if P.schedule == "interleaved" else 1)
+
+
+def layer_terms(wl, system, model, L: Layout) -> tuple[dict, dict, tuple[dict, dict]]:
+    """One layer's and the two ends' costs for one micro-batch (``_layer``, ``_ends``) and their compute
+    time by bounding resource. They depend only on what shapes the layer's ops (micro-batch, sequence,
+    dtype, kernels, recompute, tp/sp/ep split), not on pp, dp or ZeRO: cached on exactly those, so a
+    sweep prices each distinct layer once."""
     key = (system_key(system), model, wl.micro_batch, wl.seq_len, wl.precision, wl.attn_impl, wl.dropout, wl.recompute,
-           wl.cross_entropy, wl.optimizer, L.tp, L.sp, L.sp_mode, L.sequence_parallel, L.ep, P.tp_comm_overlap)
+           wl.cross_entropy, wl.optimizer, L.tp, L.sp, L.sp_mode, L.sequence_parallel, L.ep,
+           wl.parallel.tp_comm_overlap)
     hit = _LAYER_CACHE.get(key)
     if hit is None:
         if len(_LAYER_CACHE) > 50_000:
@@ -308,16 +315,147 @@ def price_step(wl, system, model) -> Step:
         lb: dict = {}
         eb: dict = {}
         hit = _LAYER_CACHE[key] = (_layer(model, wl, L, system, lb), _ends(model, wl, L, system, eb), (lb, eb))
-    ly, ends = hit[0], hit[1]
-    # compute time per micro-batch by bounding resource, averaged over stages (one layer's ops x layers/pp,
-    # plus the embedding and the head once per pipeline)
-    lb, eb = hit[2]
-    bounds = {k: v * model.layers / L.pp for k, v in lb.items()}
+    return hit
+
+
+def compute_bounds(lb: dict, eb: dict, layers: int, pp: int) -> dict:
+    """Compute time per micro-batch by bounding resource, averaged over stages: one layer's ops x
+    layers/pp, plus the embedding and the head once per pipeline."""
+    bounds = {k: v * layers / pp for k, v in lb.items()}
     for k, v in eb.items():
-        bounds[k] = bounds.get(k, 0.0) + v / L.pp
+        bounds[k] = bounds.get(k, 0.0) + v / pp
+    return bounds
+
+
+def p2p_time(wl, system, model, L: Layout) -> float:
+    """One pipeline send/recv of a micro-batch's boundary activation (0 without pipelining)."""
+    if L.pp == 1:
+        return 0.0
+    return price(p2p_op(L, wl.micro_batch * wl.seq_len // L.sp * model.hidden * dtype_bytes(wl.precision)),
+                 group(system, L, "pp")[1]).time_s
+
+
+def weight_bytes(precision: str) -> float:
+    """Bytes of a weight (and of its gradient) as the optimizer and the collectives move it."""
+    return 4.0 if precision in ("fp32", "tf32") else 2.0
+
+
+def stage_terms(wl, system, model, L: Layout) -> list[tuple]:
+    """Per pipeline stage: (data-parallel buckets after the last backward, seconds per bucket, GPU
+    optimizer step, ZeRO-1/2 parameter all-gather, this GPU's ZeRO partition of parameters).
+    Stages with the same layer count and role price the same; cached across configurations."""
+    P, O = wl.parallel, wl.offload
+    w_B = weight_bytes(wl.precision)
+    g_B = 0.0 if wl.optimizer == "zo" else w_B
+    dp_sys = group(system, L, "dp")[1]
+    bucket = eff(system.device, "dp_bucket_params")
     layers = stage_layers(model.layers, L.pp)
-    t_p2p = price(p2p_op(L, wl.micro_batch * wl.seq_len // L.sp * model.hidden * dtype_bytes(wl.precision)),
-                  group(system, L, "pp")[1]).time_s if L.pp > 1 else 0.0
+    per_type: dict = {}
+    dp_key = (system_key(system), model, L.tp, L.ep, L.pp, L.dp, L.sp, L.zero, P.overlap_grad_reduce, wl.optimizer,
+              wl.precision, O.optimizer)
+    if len(_STAGE_CACHE) > 100_000:
+        _STAGE_CACHE.clear()
+    out = []
+    for i in range(L.pp):
+        kind = (layers[i], i == 0, i == L.pp - 1)
+        if kind not in per_type:
+            ckey = (dp_key, kind)
+            if ckey in _STAGE_CACHE:
+                per_type[kind] = _STAGE_CACHE[ckey]
+        if kind not in per_type:
+            nd, ne = stage_params_cached(model, L.tp, L.ep, L.pp, i, layers[i])
+            n = nd + ne
+            n_local = nd / L.shard + ne / max(1, L.shard // L.ep)
+            if L.shard > 1 and g_B > 0 and L.zero < 3:
+                k = max(1, ceil(n / bucket)) if P.overlap_grad_reduce else 1
+                dk, dc = k, price(dp_grad_op(L, n * g_B / k), dp_sys).time_s
+            else:
+                dk, dc = 0, 0.0
+            shard_opt = n_local if L.zero >= 1 else n
+            o = 0.0 if O.optimizer != "none" else _optimizer_gpu(shard_opt, wl, system)
+            a = price(dp_param_gather_op(L, n * w_B), dp_sys).time_s \
+                if (L.zero in (1, 2) and L.shard > 1 and O.optimizer == "none") else 0.0
+            per_type[kind] = _STAGE_CACHE[(dp_key, kind)] = (dk, dc, o, a, n_local)
+        out.append(per_type[kind])
+    return out
+
+
+def sync_time(wl, system, model, L: Layout) -> float:
+    """Small global collectives before the step: grad-norm and inf check over the model-parallel group,
+    tied embedding gradients between the first and last stage."""
+    sync = 0.0
+    if wl.optimizer != "zo":
+        g_B = weight_bytes(wl.precision)
+        mp = L.tp * L.pp
+        if mp > 1:
+            sync += 2 * price(Collective("all_reduce", 4.0, mp), group_system(system, mp, 1)).time_s
+        if model.tied_embeddings and L.pp > 1:
+            sync += price(Collective("all_reduce", model.vocab * model.hidden / L.tp * g_B, 2),
+                          group(system, L, "pp")[1]).time_s
+    return sync
+
+
+def model_flops(wl, model) -> dict:
+    """Model FLOPs (what MFU counts: no recomputation) and hardware FLOPs (with it) of one iteration."""
+    tokens = wl.global_batch * wl.seq_len
+    if wl.optimizer == "zo":
+        f = 2 * tokens * model.flops_per_token(wl.seq_len, causal=False)
+        return {"model": f, "hardware": f}
+    return {"model": tokens * model.training_flops_per_token(wl.seq_len, causal=False, recompute="none"),
+            "hardware": tokens * model.training_flops_per_token(wl.seq_len, causal=False, recompute=wl.recompute)}
+
+
+def is_layerwise(wl) -> bool:
+    """ZeRO-3, any offload and MeZO run the layer-by-layer path (one pipeline stage)."""
+    O = wl.offload
+    return (wl.parallel.zero == 3 or O.params != "none" or O.optimizer != "none" or O.activations != "none"
+            or wl.optimizer == "zo")
+
+
+def layerwise_terms(wl, system, model, L: Layout, act_bytes: float, n_local_max: float) -> tuple[dict, dict | None,
+                                                                                                  dict | None]:
+    """Per-layer traffic of the layerwise path (weights from host/NVMe, ZeRO-3 all-gather and
+    reduce-scatter, activations out and back, gradients to the host), the host optimizer step's legs
+    and MeZO's perturbation passes: (legs, host, zo)."""
+    O = wl.offload
+    w_B = weight_bytes(wl.precision)
+    g_B = 0.0 if wl.optimizer == "zo" else w_B
+    dp_sys = group(system, L, "dp")[1]
+    gpn = min(system.cluster.gpus_per_node, L.gpus)
+    pr = (lambda op: price(op, system))
+    lp = model.params_per_layer() / L.tp                   # one layer's parameters on this TP rank
+    fetch_B = lp / L.shard * w_B if (O.params != "none") else 0.0
+    ag = price(Collective("all_gather", lp * w_B, L.shard), dp_sys).time_s if (
+        L.zero == 3 and L.shard > 1) else 0.0
+    rs = price(Collective("reduce_scatter", lp * g_B, L.shard), dp_sys).time_s if (
+        L.zero >= 2 and L.shard > 1 and g_B > 0) else 0.0
+    act_B = act_bytes if O.activations != "none" else 0.0
+    grad_out_B = lp / L.shard * g_B if O.optimizer != "none" else 0.0
+    legs = {"fetch_f": off.to_gpu(O.params, fetch_B, gpn, pr),
+            "fetch_b": off.to_gpu(O.params, fetch_B, gpn, pr) + off.to_gpu(O.activations, act_B, gpn, pr),
+            "ag": ag, "rs": rs, "act_w": off.from_gpu(O.activations, act_B, gpn, pr),
+            "grad_out": off.from_gpu("cpu" if O.optimizer != "none" else "none", grad_out_B, gpn, pr)}
+    host = zo = None
+    if O.optimizer != "none":
+        steps = off.host_step_legs(n_local_max, wl.optimizer, O.optimizer, O.params, w_B,
+                                   optimizer_bytes_per_param(wl.optimizer, wl.precision), gpn, pr)
+        chunks = max(1.0, n_local_max / eff(system.device, "zero_sub_group_params"))
+        host = {"legs": steps, "chunks": chunks, "dpu": O.delayed_param_update, "overlap": O.overlap_optimizer_step}
+    if wl.optimizer == "zo":
+        n = sum(stage_params(model, L, 0, model.layers))
+        perturb = Elementwise(bytes_read=n * w_B, bytes_written=n * w_B, flops=10 * n, name="zo_perturb")
+        zo = {"perturb_s": 4 * price(perturb, system).time_s}
+    return legs, host, zo
+
+
+def price_step(wl, system, model) -> Step:
+    P = wl.parallel
+    L = layout_of(wl)
+    m = wl.global_batch // (wl.micro_batch * L.dp)
+    ly, ends, (lb, eb) = layer_terms(wl, system, model, L)
+    bounds = compute_bounds(lb, eb, model.layers, L.pp)
+    layers = stage_layers(model.layers, L.pp)
+    t_p2p = p2p_time(wl, system, model, L)
     mb_over = eff(system.device, "train_microbatch_overhead_s")
     F, Bw = [], []
     for i in range(L.pp):
@@ -339,104 +477,20 @@ def price_step(wl, system, model) -> Step:
              "p2p": 2 * L.v * t_p2p if L.pp > 1 else 0.0, "host_bound_s": mean_layers * ly["host_bound_s"],
              **{k: v / L.pp for k, v in ends.items()}}
 
-    # ---- data parallel ------------------------------------------------------------------------
-    w_B = 4.0 if wl.precision in ("fp32", "tf32") else 2.0
-    g_B = 0.0 if wl.optimizer == "zo" else w_B
-    dp_sys = group(system, L, "dp")[1]
-    bucket = eff(system.device, "dp_bucket_params")
-    dp_k, dp_c, opt, pag = [], [], [], []
-    n_local_max = 0.0
-    per_type: dict = {}                 # stages with the same layer count and role price the same
-    dp_key = (system_key(system), model, L.tp, L.ep, L.pp, L.dp, L.sp, L.zero, P.overlap_grad_reduce, wl.optimizer,
-              wl.precision, O.optimizer)
-    if len(_STAGE_CACHE) > 100_000:
-        _STAGE_CACHE.clear()
-    for i in range(L.pp):
-        kind = (layers[i], i == 0, i == L.pp - 1)
-        if kind not in per_type:
-            ckey = (dp_key, kind)
-            if ckey in _STAGE_CACHE:
-                per_type[kind] = _STAGE_CACHE[ckey]
-        if kind not in per_type:
-            nd, ne = stage_params_cached(model, L.tp, L.ep, L.pp, i, layers[i])
-            n = nd + ne
-            n_local = nd / L.shard + ne / max(1, L.shard // L.ep)
-            if L.shard > 1 and g_B > 0 and L.zero < 3:
-                k = max(1, ceil(n / bucket)) if P.overlap_grad_reduce else 1
-                dk, dc = k, price(dp_grad_op(L, n * g_B / k), dp_sys).time_s
-            else:
-                dk, dc = 0, 0.0
-            shard_opt = n_local if L.zero >= 1 else n
-            o = 0.0 if O.optimizer != "none" else _optimizer_gpu(shard_opt, wl, system)
-            a = price(dp_param_gather_op(L, n * w_B), dp_sys).time_s \
-                if (L.zero in (1, 2) and L.shard > 1 and O.optimizer == "none") else 0.0
-            per_type[kind] = _STAGE_CACHE[(dp_key, kind)] = (dk, dc, o, a, n_local)
-        dk, dc, o, a, n_local = per_type[kind]
-        n_local_max = max(n_local_max, n_local)
-        dp_k.append(dk)
-        dp_c.append(dc)
-        opt.append(o)
-        pag.append(a)
-    # small global collectives before the step: grad-norm and inf check over the model-parallel group,
-    # tied embedding gradients between the first and last stage
-    sync = 0.0
-    if wl.optimizer != "zo":
-        mp = L.tp * L.pp
-        if mp > 1:
-            sync += 2 * price(Collective("all_reduce", 4.0, mp), group_system(system, mp, 1)).time_s
-        if model.tied_embeddings and L.pp > 1:
-            sync += price(Collective("all_reduce", model.vocab * model.hidden / L.tp * g_B, 2),
-                          group(system, L, "pp")[1]).time_s
-
-    tokens = wl.global_batch * wl.seq_len
-    hw = wl.recompute if wl.optimizer != "zo" else "none"
-    if wl.optimizer == "zo":
-        model_flops = 2 * tokens * model.flops_per_token(wl.seq_len, causal=False)
-        hw_flops = model_flops
-    else:
-        model_flops = tokens * model.training_flops_per_token(wl.seq_len, causal=False, recompute="none")
-        hw_flops = tokens * model.training_flops_per_token(wl.seq_len, causal=False, recompute=hw)
+    st = stage_terms(wl, system, model, L)
+    dp_k, dp_c, opt, pag, n_local = (list(x) for x in zip(*st))
+    n_local_max = max(n_local)
     step = Step(L, m, wl.micro_batch, wl.seq_len, layers, "pipeline", F, Bw, parts, dp_k, dp_c,
-                P.overlap_grad_reduce, L.zero >= 2, sync, opt, pag, P.overlap_param_gather,
-                eff(system.device, "train_iteration_overhead_s"),
-                {"model": model_flops, "hardware": hw_flops}, bounds)
+                P.overlap_grad_reduce, L.zero >= 2, sync_time(wl, system, model, L), opt, pag, P.overlap_param_gather,
+                eff(system.device, "train_iteration_overhead_s"), model_flops(wl, model), bounds)
     step.parts["layer_f"], step.parts["layer_b"] = ly["f"], ly["b"]
 
-    layerwise = (L.zero == 3 or O.params != "none" or O.optimizer != "none" or O.activations != "none"
-                 or wl.optimizer == "zo")
-    if layerwise:
+    if is_layerwise(wl):
         step.path = "layerwise"
-        gpn = min(system.cluster.gpus_per_node, L.gpus)
-        lp = model.params_per_layer() / L.tp                   # one layer's parameters on this TP rank
-        fetch_B = lp / L.shard * w_B if (O.params != "none") else 0.0
-        ag = price(Collective("all_gather", lp * w_B, L.shard), dp_sys).time_s if (
-            L.zero == 3 and L.shard > 1) else 0.0
-        rs = price(Collective("reduce_scatter", lp * g_B, L.shard), dp_sys).time_s if (
-            L.zero >= 2 and L.shard > 1 and g_B > 0) else 0.0
-        act_B = ly["act_bytes"] if O.activations != "none" else 0.0
-        grad_out_B = lp / L.shard * g_B if O.optimizer != "none" else 0.0
-        step.lw = {"n": model.layers, "f": ly["f"], "b": ly["b"],
-                   "fetch_f": off.to_gpu(O.params, fetch_B, gpn, lambda op: price(op, system)),
-                   "fetch_b": off.to_gpu(O.params, fetch_B, gpn, lambda op: price(op, system))
-                   + off.to_gpu(O.activations, act_B, gpn, lambda op: price(op, system)),
-                   "ag": ag, "rs": rs,
-                   "act_w": off.from_gpu(O.activations, act_B, gpn, lambda op: price(op, system)),
-                   "grad_out": off.from_gpu("cpu" if O.optimizer != "none" else "none", grad_out_B, gpn,
-                                            lambda op: price(op, system)),
-                   **ends}
+        legs, step.host, step.zo = layerwise_terms(wl, system, model, L, ly["act_bytes"], n_local_max)
+        step.lw = {"n": model.layers, "f": ly["f"], "b": ly["b"], **legs, **ends}
         if L.zero >= 2:                                  # reduce-scattered layer by layer instead
             step.dp_k, step.dp_c = [0] * L.pp, [0.0] * L.pp
         if L.zero == 3:
             step.param_ag = [0.0] * L.pp
-        if O.optimizer != "none":
-            legs = off.host_step_legs(n_local_max, wl.optimizer, O.optimizer, O.params, w_B,
-                                      optimizer_bytes_per_param(wl.optimizer, wl.precision), gpn,
-                                      lambda op: price(op, system))
-            chunks = max(1.0, n_local_max / eff(system.device, "zero_sub_group_params"))
-            step.host = {"legs": legs, "chunks": chunks, "dpu": O.delayed_param_update,
-                         "overlap": O.overlap_optimizer_step}
-        if wl.optimizer == "zo":
-            n = sum(stage_params(model, L, 0, model.layers))
-            perturb = Elementwise(bytes_read=n * w_B, bytes_written=n * w_B, flops=10 * n, name="zo_perturb")
-            step.zo = {"perturb_s": 4 * price(perturb, system).time_s}
     return step
