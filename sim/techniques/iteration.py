@@ -24,6 +24,7 @@ import numpy as np
 
 from sim.engine import analytical, pipeline
 from sim.engine.graph import Graph, Timeline
+from sim.techniques.offload import flow_line
 from sim.techniques.step import Step
 
 
@@ -38,14 +39,15 @@ class Times:
 
 
 # ---- analytical ---------------------------------------------------------------------------------
-# The closed forms are written over numpy arrays with the configurations on the leading axis (and the
-# pipeline stages on the last), so one code serves ``closed_form(step)`` (one configuration) and
-# ``sim.techniques.training_batch`` (thousands at once).
+# Two forms of the same closed forms: plain Python for one configuration (``closed_form(step)``: numpy
+# on one-element arrays would cost a predict() three times its time), and numpy with the configurations
+# on the leading axis and the pipeline stages on the last (``pipeline_terms``, ``layerwise_closed``) for
+# ``sim.techniques.training_batch``. tests/test_training_batch.py holds the two equal to 1e-9.
 def _exclusive_cumsum(x):
-    """sum_{k<i} x_k along the last axis, added in stage order."""
+    """sum_{k<i} x_k along the first axis, added in stage order."""
     out = np.zeros_like(x)
-    if x.shape[-1] > 1:
-        out[..., 1:] = np.cumsum(x[..., :-1], axis=-1)
+    if x.shape[0] > 1:
+        out[1:] = np.cumsum(x[:-1], axis=0)
     return out
 
 
@@ -58,41 +60,59 @@ def dp_tail(k, c, last_b, overlap):
     return np.where(k == 0, 0.0, np.where(overlap, hidden, k * c))
 
 
-def pipeline_terms(m, v, S, B0, F0, dp_k, dp_c, dp_overlap, every_mb, opt, pag, pag_overlap) -> dict:
-    """The scalars ``analytical.training_iteration`` needs, for configurations x stages.
+def pipeline_terms(m, v, S, B0, F0, count, dp_k, dp_c, dp_overlap, every_mb, opt, pag, pag_overlap) -> dict:
+    """The scalars ``analytical.training_iteration`` needs, for runs of identical stages x configurations.
 
-    Per stage (last axis): S one micro-batch's forward+backward, B0/F0 the first chunk's backward /
-    forward, dp_k/dp_c data-parallel buckets and seconds per bucket, opt the optimizer step, pag the
-    ZeRO-1/2 parameter all-gather. Per configuration: m, v, dp_overlap, every_mb (ZeRO-2: a
-    reduce-scatter per micro-batch; what one cannot hide spills), pag_overlap. Stage i's last backward
-    ends sum_{k<i} B0_k before stage 0's; the slowest stage's tail sets the exposed reduction."""
-    m = np.asarray(m, dtype=float)[..., None]
-    S, B0, F0, dp_k, dp_c, opt, pag = (np.asarray(x, dtype=float) for x in (S, B0, F0, dp_k, dp_c, opt, pag))
-    tail = dp_tail(dp_k, dp_c, B0, np.asarray(dp_overlap)[..., None])
+    Stages with the same layer count and role (first, middle, last) have the same times and data-
+    parallel terms, so the first axis holds runs, in stage order: ``count`` stages each (0 pads a run);
+    the second axis holds configurations (reductions over a short first axis are what numpy does
+    fast). Per run: S one micro-batch's forward+backward on one stage, B0/F0 its first chunk's
+    backward / forward, dp_k/dp_c data-parallel buckets and seconds per bucket, opt the optimizer
+    step, pag the ZeRO-1/2 parameter all-gather. Per configuration: m, v, dp_overlap, every_mb
+    (ZeRO-2: a reduce-scatter per micro-batch; what one cannot hide spills), pag_overlap. Stage i's
+    last backward ends sum_{k<i} B0_k before stage 0's, so within a run the first stage's tail is the
+    latest; the slowest tail sets the exposed reduction. Padded runs (count 0, zero times) change no
+    maximum: every real term is >= 0 and the first run's offset is 0."""
+    m = np.asarray(m, dtype=float)
+    S, B0, F0, count, dp_k, dp_c, opt, pag = (np.asarray(x, dtype=float)
+                                              for x in (S, B0, F0, count, dp_k, dp_c, opt, pag))
+    tail = dp_tail(dp_k, dp_c, B0, np.asarray(dp_overlap))
     spill = np.maximum(0.0, dp_k * dp_c - S) * (m - 1)
-    tail = np.where(np.asarray(every_mb)[..., None], tail + spill, tail)
-    dp_term = (tail - _exclusive_cumsum(B0)).max(axis=-1)
-    ag_exposed = np.where(np.asarray(pag_overlap)[..., None], np.maximum(0.0, pag - F0), pag)
-    return {"m": m[..., 0], "v": np.asarray(v, dtype=float), "s_sum": S.sum(axis=-1), "s_max": S.max(axis=-1),
-            "dp_term": dp_term, "step_term": (opt + ag_exposed).max(axis=-1), "ag_exposed": ag_exposed.max(axis=-1),
-            "opt": opt.max(axis=-1)}
+    tail = np.where(np.asarray(every_mb), tail + spill, tail)
+    dp_term = (tail - _exclusive_cumsum(B0 * count)).max(axis=0)
+    ag_exposed = np.where(np.asarray(pag_overlap), np.maximum(0.0, pag - F0), pag)
+    return {"m": m, "v": np.asarray(v, dtype=float), "s_sum": (S * count).sum(axis=0),
+            "s_max": S.max(axis=0), "dp_term": dp_term, "step_term": (opt + ag_exposed).max(axis=0),
+            "ag_exposed": ag_exposed.max(axis=0), "opt": opt.max(axis=0)}
 
 
-def _stage_arrays(step: Step) -> dict:
-    return {"S": np.array([[sum(f) + sum(b) for f, b in zip(step.F, step.B)]]),
-            "B0": np.array([[b[0] for b in step.B]]), "F0": np.array([[f[0] for f in step.F]]),
-            "dp_k": np.array([step.dp_k], dtype=float), "dp_c": np.array([step.dp_c]),
-            "opt": np.array([step.opt]), "pag": np.array([step.param_ag])}
+def _dp_tail(step: Step, i: int) -> float:
+    k, c = step.dp_k[i], step.dp_c[i]
+    if k == 0:
+        return 0.0
+    last_b = step.B[i][0]
+    if step.dp_overlap:
+        return max(c, k * c - (k - 1) * last_b / k)        # analytical.overlap_exposed, scalar
+    return k * c
 
 
 def features(step: Step) -> dict:
     """The scalars the vectorised closed form needs (``analytical.training_iteration``)."""
-    t = pipeline_terms(np.array([step.m]), np.array([step.L.v]), dp_overlap=np.array([step.dp_overlap]),
-                       every_mb=np.array([step.dp_every_microbatch]), pag_overlap=np.array([step.param_ag_overlap]),
-                       **_stage_arrays(step))
-    out = {k: float(v[0]) for k, v in t.items()}
-    out.update(m=step.m, v=step.L.v, sync=step.sync_s, overhead=step.overhead_s)
-    return out
+    L = step.L
+    S = [sum(f) + sum(b) for f, b in zip(step.F, step.B)]
+    s_sum, s_max = sum(S), max(S)
+    dp_term, off = -float("inf"), 0.0
+    for i in range(L.pp):
+        tail = _dp_tail(step, i)
+        if step.dp_every_microbatch:  # ZeRO-2: a reduce-scatter per micro-batch; what one cannot hide spills
+            tail += max(0.0, step.dp_k[i] * step.dp_c[i] - S[i]) * (step.m - 1)
+        dp_term = max(dp_term, tail - off)
+        off += step.B[i][0]           # stage i+1's last backward ends this much before stage 0's
+    ag = step.param_ag
+    ag_exposed = [max(0.0, a - f[0]) for a, f in zip(ag, step.F)] if step.param_ag_overlap else ag
+    return {"m": step.m, "v": L.v, "s_sum": s_sum, "s_max": s_max, "dp_term": dp_term,
+            "sync": step.sync_s, "step_term": max(o + a for o, a in zip(step.opt, ag_exposed)),
+            "overhead": step.overhead_s, "ag_exposed": max(ag_exposed), "opt": max(step.opt)}
 
 
 def pipeline_phases(m, t_pipe, f: dict, parts: dict, sync, overhead) -> dict:
@@ -200,17 +220,84 @@ def host_arrays(host: dict | None) -> dict:
             "h2d": legs["h2d_params"], "chunks": host["chunks"], "dpu": host["dpu"], "overlap": host["overlap"]}
 
 
+def _mb_times(step: Step) -> tuple[float, float]:
+    """(forward, backward) of one micro-batch on the layerwise path: a flow line of the layers
+    through [fetch weights, all-gather, compute, write activations] forward and [fetch weights and
+    activations, all-gather + reduce-scatter, compute, gradients out] backward. The LM head's
+    forward and backward compute while the last activations are still being written; backward's
+    fetches start only then (the last activation written is the first read back)."""
+    lw = step.lw
+    n = lw["n"]
+    fetch, gather, comp = lw["fetch_f"] * n, lw["ag"] * n, lw["f"] * n
+    head = lw["head_f"] + (0.0 if step.zo is not None else lw["head_b"])
+    fwd = lw["emb_f"] + max(flow_line([fetch, gather, comp, lw["act_w"] * n], n),
+                            flow_line([fetch, gather, comp], n) + head)
+    if step.zo is not None:
+        return fwd, 0.0
+    bwd = flow_line([lw["fetch_b"] * n, (lw["ag"] + lw["rs"]) * n, lw["b"] * n], n) + lw["emb_b"]
+    return fwd, bwd
+
+
+def _pipe_layerwise(step: Step, fwd: float, bwd: float, passes: int) -> float:
+    """All micro-batches: gradients stream out (device-to-host) on their own copy engine while the next
+    micro-batch computes, so only the last micro-batch's unhidden tail, or a copy engine busier
+    than the compute, adds to the sum of the passes."""
+    lw, n, m = step.lw, step.lw["n"], step.m
+    compute = m * (passes * fwd + bwd)
+    if step.zo is not None or lw["grad_out"] <= 0:
+        return compute
+    with_out = flow_line([lw["fetch_b"] * n, (lw["ag"] + lw["rs"]) * n, lw["b"] * n, lw["grad_out"] * n], n) \
+        + lw["emb_b"]
+    tail = max(0.0, with_out - bwd)
+    d2h = m * n * (lw["grad_out"] + lw["act_w"])
+    return max(compute + tail, fwd + d2h + lw["emb_b"])
+
+
+def host_step_time(step: Step) -> float:
+    if step.host is None:
+        return 0.0
+    legs, k = step.host["legs"], step.host["chunks"]
+    if step.host["overlap"]:
+        k = max(k, step.lw["n"])
+    # reads and write-backs share the drives: one stage of the line
+    return flow_line([legs["nvme_read"] + legs["nvme_write"], legs["cpu"], legs["h2d_params"]], k)
+
+
 def _closed_layerwise(step: Step) -> Times:
-    k, c = step.dp_k[0], step.dp_c[0]
-    tail = float(dp_tail(k, c, step.B[0][0], step.dp_overlap))
+    lw = step.lw
+    fwd, bwd = _mb_times(step)
+    passes = 2 if step.zo is not None else 1
+    t_pipe = _pipe_layerwise(step, fwd, bwd, passes)
+    tail = _dp_tail(step, 0)
+    t_host = host_step_time(step)
     t_opt = step.opt[0] + step.param_ag[0]
     if step.zo is not None:
         t_opt += step.zo["perturb_s"]
-    r = layerwise_closed(step.lw, step.m, step.zo is not None, host_arrays(step.host), tail, t_opt, step.sync_s,
-                         step.overhead_s, step.parts)
-    phases = {k: float(v) for k, v in r["phases"].items()}
-    return Times(float(r["total"]), phases, float(r["exposed"]), 0.0, "analytical",
-                 {"pipeline_s": float(r["t_pipe"]), "host_step_s": float(r["t_host"])})
+    if step.host is None:
+        t_end = t_pipe + tail + step.sync_s + t_opt
+        host_exposed = 0.0
+    elif step.host["dpu"]:
+        t_end = max(t_pipe + tail, t_host) + step.sync_s + t_opt
+        host_exposed = max(0.0, t_host - t_pipe - tail)
+    elif step.host["overlap"]:                  # per layer, starting when the first layer's gradients are out
+        host_exposed = max(t_host / lw["n"], t_host - (bwd - lw["b"]))
+        t_end = t_pipe + max(tail, host_exposed) + step.sync_s + t_opt
+    else:
+        host_exposed = t_host
+        t_end = t_pipe + tail + t_host + step.sync_s + t_opt
+    total = t_end + step.overhead_s
+    compute_mb = passes * (lw["emb_f"] + lw["head_f"] + lw["n"] * lw["f"]) + (
+        0.0 if step.zo is not None else lw["emb_b"] + lw["head_b"] + lw["n"] * lw["b"])
+    p = step.parts
+    phases = {"forward": step.m * passes * (p["fwd_compute"] + p["emb_f"] + p["head_f"]),
+              "backward": 0.0 if step.zo is not None else step.m * (p["bwd_compute"] + p["emb_b"] + p["head_b"]),
+              "recompute": 0.0 if step.zo is not None else step.m * p["recompute"],
+              "comm_in_layers": step.m * (p["tp_comm"] + p["sp_comm"] + p["ep_comm"]),
+              "offload_and_zero3_exposed": t_pipe - step.m * compute_mb,
+              "dp_comm_exposed": tail, "host_step_exposed": host_exposed, "sync": step.sync_s,
+              "optimizer": t_opt, "overhead": step.overhead_s}
+    exposed = phases["comm_in_layers"] + phases["offload_and_zero3_exposed"] + tail + step.sync_s
+    return Times(total, phases, exposed, 0.0, "analytical", {"pipeline_s": t_pipe, "host_step_s": t_host})
 
 
 # ---- task graph for the discrete-event engine ---------------------------------------------------

@@ -147,56 +147,70 @@ def optimizer_bytes_per_param(optimizer: str, precision: str) -> float:
     return {"adam": 12.0 if mixed else 8.0, "sgd": 8.0 if mixed else 4.0, "zo": 0.0}[optimizer]
 
 
-def in_flight_arr(pp: int, m, v, gpipe, stage):
-    """``in_flight`` for arrays of configurations sharing ``pp`` (m, v, gpipe broadcast against stage)."""
-    m = np.asarray(m, dtype=float)
-    if pp == 1:
-        return np.ones(np.broadcast(m, np.asarray(stage)).shape)
-    v = np.asarray(v, dtype=float)
+def in_flight_arr(pp, m, v, gpipe, stage):
+    """``in_flight`` over arrays (every argument broadcast against the others)."""
+    pp, m, v, stage = (np.asarray(x, dtype=float) for x in (pp, m, v, stage))
     chunks = np.where(m == pp, m * v, np.minimum((pp - stage - 1) * 2 + (v - 1) * pp + 1, m * v))
-    return np.where(gpipe, m, np.where(v == 1, np.minimum(pp - stage, m), chunks / v))
+    return np.where(pp == 1, 1.0, np.where(gpipe, m, np.where(v == 1, np.minimum(pp - stage, m), chunks / v)))
 
 
+@lru_cache(maxsize=4096)
+def stage_runs(layers: int, pp: int) -> tuple[tuple[int, int, int, bool, bool], ...]:
+    """Consecutive stages with the same layer count and role, as (first stage, stages, layers each,
+    holds the embedding, holds the head): at most four (first, middle with an extra layer, middle, last)."""
+    runs: list = []
+    for i, n in enumerate(stage_layers(layers, pp)):
+        kind = (n, i == 0, i == pp - 1)
+        if runs and tuple(runs[-1][2:]) == kind:
+            runs[-1][1] += 1
+        else:
+            runs.append([i, 1, *kind])
+    return tuple(tuple(r) for r in runs)
+
+
+@lru_cache(maxsize=4096)
 def candidate_stages(layers: int, pp: int) -> list[int]:
     """Stages that can hold the peak: within one layer count, in-flight micro-batches only fall with the
     stage index, so the first stage of each count, plus the first and last (embedding, head)."""
     first_of: dict = {}
     for i, n in enumerate(stage_layers(layers, pp)):
         first_of.setdefault(n, i)
-    return sorted({0, pp - 1, *first_of.values()})
+    return sorted({0, pp - 1, *first_of.values()})     # callers copy before changing it
 
 
-def memory_arrays(model: ModelSpec, system, pp: int, r: dict) -> dict:
-    """Bytes per tier for configurations sharing the pipeline depth ``pp`` (numpy arrays, one entry per
-    configuration in each of ``r``: tp, ep, shard (dp*sp), sp, zero, m, v, gpipe, b, s, B (activation
-    bytes), w_B, g_B, o_B, zo, full (recompute), off_opt, off_par, off_act (tier names), per_layer and
-    working (``layer_activation_bytes``), gpus). Returns hbm (worst stage), host and nvme (per node),
-    fits, and the worst stage's terms."""
+def memory_arrays(model: ModelSpec, system, r: dict) -> dict:
+    """``training_memory`` for many configurations at once (the batch path; tests hold the two equal):
+    numpy arrays, one entry per configuration in each of ``r``: tp, pp, ep, shard (dp*sp), sp, zero, m,
+    v, gpipe, b, s, B (activation bytes), w_B, g_B, o_B, zo, full (recompute), off_opt, off_par,
+    off_act (tier names), per_layer and working (``layer_activation_bytes``), gpus. Returns hbm (worst
+    stage), host and nvme (per node) and fits. The candidate stages of each pipeline depth are padded
+    to four with stage 0 again, which never wins a tie against the first copy."""
     dev, host = system.device, system.host
-    R = len(np.asarray(r["tp"]))
-    layers = stage_layers(model.layers, pp)
-    cand = candidate_stages(model.layers, pp)
-    K = len(cand)
-    ci = np.array(cand, dtype=float)[None, :]
-    n_layers = np.array([layers[i] for i in cand], dtype=float)[None, :]
-    tp, ep = np.asarray(r["tp"]), np.asarray(r["ep"])
-    nd, ne = np.empty((R, K)), np.empty((R, K))
-    pairs = np.stack([tp, ep], axis=1)
-    for t, e in {(int(t), int(e)) for t, e in pairs}:
-        sel = (tp == t) & (ep == e)
-        for j, i in enumerate(cand):
-            nd[sel, j], ne[sel, j] = stage_params_cached(model, t, e, pp, i, layers[i])
-    col = (lambda x: np.asarray(x)[:, None])                         # noqa: E731
-    shard = col(r["shard"])
-    shard_d, shard_e = shard, np.maximum(1, shard // col(ep))
-    zero, w_B, g_B, o_B = col(r["zero"]), col(r["w_B"]), col(r["g_B"]), col(r["o_B"])
-    zo, full = col(r["zo"]).astype(bool), col(r["full"]).astype(bool)
-    off_opt, off_par, off_act = col(r["off_opt"]) != "none", col(r["off_par"]) != "none", col(r["off_act"]) != "none"
-    per_layer = np.where(zo, 0.0, col(r["per_layer"]))              # MeZO: nothing kept for backward
-    working = col(r["working"])
+    tp, ep, pp = (np.asarray(r[k]).astype(np.int64) for k in ("tp", "ep", "pp"))
+    R, K = len(tp), 4
+    big = 1 << 20
+    combos, inv = np.unique((pp * big + tp) * big + ep, return_inverse=True)
+    table = np.empty((len(combos), 4, K))                            # stage, layers, dense, expert params
+    for q, cmb in enumerate(combos.tolist()):
+        p, t, e = cmb // (big * big), (cmb // big) % big, cmb % big
+        layers = stage_layers(model.layers, p)
+        cand = candidate_stages(model.layers, p)
+        cand = cand + [0] * (K - len(cand))
+        table[q, 0], table[q, 1] = cand, [layers[i] for i in cand]
+        table[q, 2:] = np.array([stage_params_cached(model, t, e, p, i, layers[i]) for i in cand]).T
+    # candidates x configurations: reductions over a short first axis are what numpy does fast
+    ci, n_layers, nd, ne = np.ascontiguousarray(np.transpose(table[inv.reshape(-1)], (1, 2, 0)))
+    row = (lambda x: np.asarray(x))                                  # noqa: E731
+    shard = row(r["shard"])
+    shard_d, shard_e = shard, np.maximum(1, shard // row(ep))
+    zero, w_B, g_B, o_B = row(r["zero"]), row(r["w_B"]), row(r["g_B"]), row(r["o_B"])
+    zo, full = row(r["zo"]).astype(bool), row(r["full"]).astype(bool)
+    off_opt, off_par, off_act = row(r["off_opt"]) != "none", row(r["off_par"]) != "none", row(r["off_act"]) != "none"
+    per_layer = np.where(zo, 0.0, row(r["per_layer"]))              # MeZO: nothing kept for backward
+    working = row(r["working"])
     frag = eff(dev, "mem_fragmentation")
     reserved = eff(dev, "mem_framework_reserved_bytes")
-    layer_params = model.params_per_layer() / col(tp)
+    layer_params = model.params_per_layer() / row(tp)
     n_local = nd / shard_d + ne / shard_e                            # this GPU's ZeRO partition
     n_all = nd + ne
     w = np.where(zero < 3, n_all * w_B, n_local * w_B)
@@ -205,66 +219,118 @@ def memory_arrays(model: ModelSpec, system, pp: int, r: dict) -> dict:
     g = np.where(off_opt, 2 * np.minimum(eff(dev, "offload_grad_bucket_params"), n_all) * g_B,
                  np.where(zero < 2, n_all * g_B, n_local * g_B))
     opt = np.where(off_opt, 0.0, np.where(zero < 1, n_all, n_local) * o_B)
-    act = per_layer * n_layers * in_flight_arr(pp, col(r["m"]), col(r["v"]), col(r["gpipe"]), ci)
+    act = per_layer * n_layers * in_flight_arr(row(pp), row(r["m"]), row(r["v"]), row(r["gpipe"]), ci)
     act = np.where(full | zo, act + working, act)
     act = np.where(off_act, np.minimum(act, 2 * per_layer) + np.where(full, working, 0.0), act)
-    B = col(r["B"])
+    B = row(r["B"])
     logit_B = B + np.where(zo, 0.0, 4.0)                              # vocab-parallel logits + fp32 softmax
-    logits = np.where(ci == pp - 1, col(r["b"]) * col(r["s"]) / col(r["sp"]) * model.vocab / col(tp) * logit_B, 0.0)
-    tensors = w + live + g + opt + act + logits
-    total = tensors * (1 + frag) + reserved
-    j = np.argmax(total, axis=1)                                     # first of equal peaks, as the scalar loop
+    logits = np.where(ci == row(pp) - 1, row(r["b"]) * row(r["s"]) / row(r["sp"]) * model.vocab / row(tp) * logit_B,
+                      0.0)
+    total = (w + live + g + opt + act + logits) * (1 + frag) + reserved
+    j = np.argmax(total, axis=0)                                     # first of equal peaks, as the scalar loop
     rows = np.arange(R)
-    pick = (lambda x: np.broadcast_to(x, (R, K))[rows, j])          # noqa: E731
-    hbm, nl = total[rows, j], n_local[rows, j]
+    hbm, nl = total[j, rows], n_local[j, rows]
     # other tiers: this GPU's partition; a node adds its GPUs' partitions
+    o_B1 = np.asarray(r["o_B"])
     fp32_grad = np.where(np.asarray(r["zo"], dtype=bool), 0.0, 4.0)  # fp32 gradient copy next to offloaded states
-    states = nl * (np.asarray(r["o_B"]) + fp32_grad)
+    states = nl * (o_B1 + fp32_grad)
     oo, op_, oa = (np.asarray(r[k]) for k in ("off_opt", "off_par", "off_act"))
     wB = np.asarray(r["w_B"])
-    pl = per_layer[:, 0]
-    stored = pl * sum(layers) / pp * in_flight_arr(pp, np.asarray(r["m"]), np.asarray(r["v"]), np.asarray(r["gpipe"]), 0)
-    staging = np.where(oo == "nvme", np.minimum(nl, eff(dev, "zero_sub_group_params")) * (np.asarray(r["o_B"]) + fp32_grad),
-                       0.0)
+    pl = per_layer
+    stored = pl * model.layers / pp * in_flight_arr(pp, r["m"], r["v"], r["gpipe"], 0)
+    staging = np.where(oo == "nvme", np.minimum(nl, eff(dev, "zero_sub_group_params")) * (o_B1 + fp32_grad), 0.0)
     staging = np.where(op_ == "nvme", staging + eff(dev, "nvme_param_buffer_bytes"), staging)
     staging = np.where(oa == "nvme", staging + 2 * pl, staging)
-    host_b = {"optimizer_states": np.where(oo == "cpu", states, 0.0), "weights": np.where(op_ == "cpu", nl * wB, 0.0),
-              "activations": np.where(oa == "cpu", stored, 0.0), "staging": staging}
-    nvme_b = {"optimizer_states": np.where(oo == "nvme", states, 0.0), "weights": np.where(op_ == "nvme", nl * wB, 0.0),
-              "activations": np.where(oa == "nvme", stored, 0.0)}
     gpn = np.minimum(system.cluster.gpus_per_node, np.asarray(r["gpus"]))
-    host_total = (host_b["optimizer_states"] + host_b["weights"] + host_b["activations"] + host_b["staging"]) * gpn
-    nvme_total = (nvme_b["optimizer_states"] + nvme_b["weights"] + nvme_b["activations"]) * gpn
-    cap = {"hbm": dev.hbm_bytes, "host": host.dram_bytes, "nvme": host.nvme_bytes}
-    over = {"hbm": hbm > cap["hbm"], "host": host_total > cap["host"], "nvme": nvme_total > cap["nvme"]}
-    parts = {"weights": pick(w), "live_gathered_weights": pick(live), "gradients": pick(g),
-             "optimizer_states": pick(opt), "activations": pick(act), "logits": pick(logits),
-             "fragmentation": pick(tensors) * frag, "framework_reserved": np.full(R, reserved),
-             "stage": np.array(cand)[j], "params_on_gpu": pick(n_all)}
-    return {"hbm": hbm, "host": host_total, "nvme": nvme_total, "fits": ~(over["hbm"] | over["host"] | over["nvme"]),
-            "overflow": over, "parts": parts, "host_b": host_b, "nvme_b": nvme_b, "gpn": gpn, "capacity": cap,
-            "per_layer": pl}
+    host_total = (np.where(oo == "cpu", states, 0.0) + np.where(op_ == "cpu", nl * wB, 0.0)
+                  + np.where(oa == "cpu", stored, 0.0) + staging) * gpn
+    nvme_total = (np.where(oo == "nvme", states, 0.0) + np.where(op_ == "nvme", nl * wB, 0.0)
+                  + np.where(oa == "nvme", stored, 0.0)) * gpn
+    fits = (hbm <= dev.hbm_bytes) & (host_total <= host.dram_bytes) & (nvme_total <= host.nvme_bytes)
+    return {"hbm": hbm, "host": host_total, "nvme": nvme_total, "fits": fits}
 
 
 def training_memory(model: ModelSpec, system, L: Layout, b: int, s: int, m: int, precision: str = "bf16",
                     recompute: str = "none", flash: bool = True, optimizer: str = "adam",
                     offload_optimizer: str = "none", offload_params: str = "none",
                     offload_activations: str = "none") -> Memory:
+    dev, host = system.device, system.host
     B = dtype_bytes(precision)
     w_B = 4.0 if precision in ("fp32", "tf32") else 2.0
+    g_B = 0.0 if optimizer == "zo" else w_B
+    o_B = optimizer_bytes_per_param(optimizer, precision)
+    fp32_grad = 4.0 if optimizer != "zo" else 0.0              # fp32 gradient copy next to offloaded states
+    shard_d, shard_e = L.shard, max(1, L.shard // L.ep)
     per_layer, working = layer_activation_bytes(model, b, s, L, recompute, flash, B)
-    one = (lambda x: np.array([x]))                                  # noqa: E731
-    r = {"tp": one(L.tp), "ep": one(L.ep), "shard": one(L.shard), "sp": one(L.sp), "zero": one(L.zero), "m": one(m),
-         "v": one(L.v), "gpipe": one(L.schedule == "gpipe"), "b": one(b), "s": one(s), "B": one(B), "w_B": one(w_B),
-         "g_B": one(0.0 if optimizer == "zo" else w_B), "o_B": one(optimizer_bytes_per_param(optimizer, precision)),
-         "zo": one(optimizer == "zo"), "full": one(recompute == "full"), "off_opt": one(offload_optimizer),
-         "off_par": one(offload_params), "off_act": one(offload_activations), "per_layer": one(per_layer),
-         "working": one(working), "gpus": one(L.gpus)}
-    a = memory_arrays(model, system, L.pp, r)
-    parts = {k: float(v[0]) for k, v in a["parts"].items()}
-    parts["stage"] = int(a["parts"]["stage"][0])
-    overflow = [k for k in ("hbm", "host", "nvme") if a["overflow"][k][0]]
-    breakdown = {"hbm_per_gpu": parts, "host_per_gpu": {k: float(v[0]) for k, v in a["host_b"].items()},
-                 "nvme_per_gpu": {k: float(v[0]) for k, v in a["nvme_b"].items()}, "gpus_per_node": int(a["gpn"][0]),
-                 "capacity": a["capacity"], "overflow": overflow, "activation_bytes_per_layer": float(a["per_layer"][0])}
-    return Memory(float(a["hbm"][0]), float(a["host"][0]), float(a["nvme"][0]), not overflow, breakdown)
+    if optimizer == "zo":                                      # MeZO: forward only, nothing kept for backward
+        per_layer = 0.0
+    frag = eff(dev, "mem_fragmentation")
+    reserved = eff(dev, "mem_framework_reserved_bytes")
+    layers = stage_layers(model.layers, L.pp)
+    layer_params = (model.params_per_layer()) / L.tp
+    worst = None
+    # within one layer count, in-flight micro-batches only fall with the stage index: the first stage of
+    # each count (plus the first and last, which hold the embedding and the head) holds the peak
+    first_of = {}
+    for i, n in enumerate(layers):
+        first_of.setdefault(n, i)
+    for i in sorted({0, L.pp - 1, *first_of.values()}):
+        nd, ne = stage_params_cached(model, L.tp, L.ep, L.pp, i, layers[i])
+        n_local = nd / shard_d + ne / shard_e                  # this GPU's ZeRO partition
+        n_all = nd + ne
+        w = n_all * w_B if L.zero < 3 else n_local * w_B
+        if offload_params != "none":
+            w = 0.0
+        live = min(2 * layer_params, eff(dev, "zero3_max_live_params")) * w_B \
+            if (L.zero == 3 or offload_params != "none") else 0.0
+        if offload_optimizer != "none":
+            g = 2 * min(eff(dev, "offload_grad_bucket_params"), n_all) * g_B
+            opt = 0.0
+        else:
+            g = n_all * g_B if L.zero < 2 else n_local * g_B
+            opt = (n_all if L.zero < 1 else n_local) * o_B
+        act = per_layer * layers[i] * in_flight(L, m, i)
+        if recompute == "full" or optimizer == "zo":
+            act += working
+        if offload_activations != "none":
+            act = min(act, 2 * per_layer) + (working if recompute == "full" else 0.0)
+        logits = 0.0
+        if i == L.pp - 1:                                       # vocab-parallel logits + fp32 softmax of one micro-batch
+            logits = b * s / L.sp * model.vocab / L.tp * (B + (0.0 if optimizer == "zo" else 4.0))
+        tensors = w + live + g + opt + act + logits
+        total = tensors * (1 + frag) + reserved
+        parts = {"weights": w, "live_gathered_weights": live, "gradients": g, "optimizer_states": opt,
+                 "activations": act, "logits": logits, "fragmentation": tensors * frag,
+                 "framework_reserved": reserved, "stage": i, "params_on_gpu": n_all}
+        if worst is None or total > worst[0]:
+            worst = (total, parts, n_local)
+    hbm, parts, n_local = worst
+    # per-GPU bytes in the other tiers (this GPU's partition; a node adds its GPUs' partitions)
+    host_b = {"optimizer_states": 0.0, "weights": 0.0, "activations": 0.0, "staging": 0.0}
+    nvme_b = {"optimizer_states": 0.0, "weights": 0.0, "activations": 0.0}
+    states = n_local * (o_B + fp32_grad)
+    if offload_optimizer == "cpu":
+        host_b["optimizer_states"] = states
+    elif offload_optimizer == "nvme":
+        nvme_b["optimizer_states"] = states
+        host_b["staging"] += min(n_local, eff(dev, "zero_sub_group_params")) * (o_B + fp32_grad)
+    if offload_params == "cpu":
+        host_b["weights"] = n_local * w_B
+    elif offload_params == "nvme":
+        nvme_b["weights"] = n_local * w_B
+        host_b["staging"] += eff(dev, "nvme_param_buffer_bytes")
+    if offload_activations != "none":
+        stored = per_layer * sum(layers) / L.pp * in_flight(L, m, 0)
+        (host_b if offload_activations == "cpu" else nvme_b)["activations"] = stored
+        if offload_activations == "nvme":
+            host_b["staging"] += 2 * per_layer
+    gpn = min(system.cluster.gpus_per_node, L.gpus)
+    host_total = sum(host_b.values()) * gpn
+    nvme_total = sum(nvme_b.values()) * gpn
+    cap = {"hbm": dev.hbm_bytes, "host": host.dram_bytes, "nvme": host.nvme_bytes}
+    use = {"hbm": hbm, "host": host_total, "nvme": nvme_total}
+    overflow = [k for k in use if use[k] > cap[k]]
+    breakdown = {"hbm_per_gpu": parts, "host_per_gpu": host_b, "nvme_per_gpu": nvme_b, "gpus_per_node": gpn,
+                 "capacity": cap, "overflow": overflow,
+                 "activation_bytes_per_layer": per_layer}
+    return Memory(hbm, host_total, nvme_total, not overflow, breakdown)

@@ -138,8 +138,6 @@ def _bound(times: Times, step) -> str:
     ph = times.phases
     compute = ph["forward"] + ph["backward"] + ph["recompute"]
     comp_bound = max(step.bounds, key=step.bounds.get) if step.bounds else "compute"
-    if step.parts.get("dispatch_bound"):
-        comp_bound = "host_dispatch"
     cands = {comp_bound: compute, "communication": ph.get("comm_in_layers", 0.0) + ph.get("dp_comm_exposed", 0.0)
              + ph.get("param_gather_exposed", 0.0) + ph.get("sync", 0.0),
              "pipeline_bubble": ph.get("pipeline_bubble", 0.0),
@@ -200,80 +198,11 @@ def predict_training(wl: TrainingIn, system, model) -> Prediction:
 
 # ---- many configurations at once (sweeps) ----------------------------------------------------------
 def evaluate_many(scenarios, memory: bool = True):
-    """Predict many ``training`` scenarios (mappings as ``gpusim predict`` takes) in one call.
-
-    Each distinct (hardware, host, cluster, model) is resolved once, each distinct layer shape is
-    priced once (``step.price`` and the layer cache), and the pipelined closed form
-    (``sim.engine.analytical.training_iteration``) runs once over numpy arrays of all the
-    configurations; ZeRO-3/offload/MeZO configurations use the layerwise closed form one by one.
-    Returns a pandas DataFrame, one row per scenario in order: iteration_time_s, tokens_per_s,
-    tflops_per_gpu, hfu_tflops_per_gpu, mfu, hfu, bubble_fraction, fits, memory_hbm_gb, error
-    (an InputError message for a scenario that is not valid, else empty).
-    """
-    import json
-
-    import numpy as np
-    import pandas as pd
-
-    from sim.engine import analytical
-    from sim.scenario import resolve
-    from sim.techniques.iteration import features
-
-    resolved: dict = {}
-    rows, feats, idx = [], [], []
-    for k, sc in enumerate(scenarios):
-        row = {"error": ""}
-        try:
-            key = json.dumps({f: sc.get(f) for f in ("hardware", "host", "cluster", "model", "parameters", "whatif")},
-                             sort_keys=True, default=str)
-            if key not in resolved:
-                stub = {f: sc[f] for f in sc if f != "workload"}
-                stub["workload"] = {**sc["workload"]}
-                _, system, model, _ = resolve(stub)
-                resolved[key] = (system, model)
-            system, model = resolved[key]
-            w = dict(sc["workload"])
-            w.pop("kind", None)
-            try:
-                wl = TrainingIn.model_validate(w)
-            except Exception as e:                                  # pydantic error -> one line
-                from sim.errors import pydantic_to_input_error
-                raise pydantic_to_input_error("scenario", e) from None
-            wl = validate(wl, system, model)
-            step = price_step(wl, system, model)
-            gpus = system.cluster.gpus
-            peak = system.device.peak_flops(compute_dtype(wl.precision)[0])
-            row.update(gpus=gpus, peak=peak, flops=step.flops["model"], hw_flops=step.flops["hardware"],
-                       tokens=wl.global_batch * wl.seq_len)
-            if step.path == "pipeline":
-                feats.append(features(step))
-                idx.append(k)
-            else:
-                t = closed_form(step)
-                row.update(iteration_time_s=t.iteration_s, bubble_fraction=t.bubble_fraction)
-            if memory:
-                O = wl.offload
-                mm = training_memory(model, system, step.L, wl.micro_batch, wl.seq_len, step.m, wl.precision,
-                                     wl.recompute, is_flash(wl.attn_impl), wl.optimizer, O.optimizer, O.params,
-                                     O.activations)
-                row.update(fits=mm.fits, memory_hbm_gb=mm.hbm / 1e9)
-        except InputError as e:
-            row["error"] = str(e)
-        rows.append(row)
-    if feats:
-        arr = {f: np.array([x[f] for x in feats], dtype=float) for f in feats[0]}
-        total, t_pipe = analytical.training_iteration(arr["m"], arr["v"], arr["s_sum"], arr["s_max"], arr["dp_term"],
-                                                      arr["sync"], arr["step_term"], arr["overhead"])
-        bubble = 1.0 - arr["m"] * arr["s_max"] / t_pipe
-        for j, k in enumerate(idx):
-            rows[k]["iteration_time_s"] = float(total[j])
-            rows[k]["bubble_fraction"] = float(bubble[j])
-    df = pd.DataFrame(rows)
-    if "iteration_time_s" in df:
-        T = df["iteration_time_s"]
-        df["tokens_per_s"] = df["tokens"] / T
-        df["tflops_per_gpu"] = df["flops"] / T / df["gpus"] / 1e12
-        df["hfu_tflops_per_gpu"] = df["hw_flops"] / T / df["gpus"] / 1e12
-        df["mfu"] = df["tflops_per_gpu"] * 1e12 / df["peak"]
-        df["hfu"] = df["hfu_tflops_per_gpu"] * 1e12 / df["peak"]
-    return df.drop(columns=[c for c in ("peak", "flops", "hw_flops", "tokens") if c in df])
+    """Predict many ``training`` scenarios (mappings as ``gpusim predict`` takes) in one call: the
+    analytical engine over numpy arrays (``sim.techniques.training_batch``), each distinct piece priced
+    once. Returns a pandas DataFrame, one row per scenario in order: iteration_time_s, tokens_per_s,
+    tflops_per_gpu, hfu_tflops_per_gpu, mfu, hfu, bubble_fraction, exposed_comm_s, fits,
+    memory_{hbm,host,nvme}_gb, bound, error (the InputError message of a scenario that is not valid,
+    else empty). Equal to ``sim.scenario.predict`` scenario by scenario (1e-9 relative)."""
+    from sim.techniques.training_batch import evaluate_many as batch
+    return batch(scenarios, memory)
