@@ -221,18 +221,23 @@ def evaluate_scalar(ctx: TrainingContext, layouts: pd.DataFrame) -> pd.DataFrame
 
 
 def evaluate_vectorized(ctx: TrainingContext, layouts: pd.DataFrame) -> pd.DataFrame:
-    """The training kind's batch evaluation (``sim.techniques.training.evaluate_many``: each system
-    and layer shape priced once, the pipelined closed form over numpy arrays) of a chunk of
-    layouts. It returns no ``bound``: the search asks the scalar path for it on the rows it prints."""
-    from sim.techniques.training import evaluate_many
-    res = evaluate_many([ctx.scenario(r) for r in layouts.to_dict("records")])
-    out = res.reindex(columns=METRIC_COLS)
-    out["fits"] = out["fits"].fillna(False).astype(bool)
-    out["error"] = out["error"].fillna("").astype(str)
-    out["bound"] = None
-    out["bound"] = out["bound"].astype(object)
-    out.index = layouts.index
-    return out
+    """The training kind's batch evaluation of a chunk of layouts (``sim.techniques.training_batch.
+    evaluate_table``: the layouts as columns, each distinct piece priced once, closed forms and memory
+    over numpy arrays); equal to ``evaluate_scalar`` row by row, ``bound`` included."""
+    from sim.techniques.training_batch import evaluate_table
+    sc = ctx.scenario(layouts.iloc[0]) if len(layouts) else ctx.scenario({c: 1 for c in LAYOUT_COLS})
+    top = {k: v for k, v in sc.items() if k != "workload"}
+    base = {k: v for k, v in sc["workload"].items() if k not in ("parallel", "micro_batch", "recompute", "offload")}
+    cols = {f"parallel.{k}": layouts[c].to_numpy() for k, c in (("tp", "tp"), ("pp", "pp"), ("dp", "dp"), ("sp", "cp"),
+                                                                ("sequence_parallel", "sequence_parallel"),
+                                                                ("ep", "ep"), ("zero", "zero"), ("schedule", "schedule"),
+                                                                ("virtual_stages", "virtual_stages"))}
+    cols["parallel.sp_mode"] = layouts["cp_mode"].replace("none", "ulysses").to_numpy()
+    cols.update({"micro_batch": layouts["micro_batch"].to_numpy(), "recompute": layouts["recompute"].to_numpy(),
+                 "offload.optimizer": layouts["offload_optimizer"].to_numpy(),
+                 "offload.params": layouts["offload_params"].to_numpy()})
+    res = evaluate_table(top, base, cols, len(layouts), scenario_of=lambda i: ctx.scenario(layouts.iloc[i]))
+    return res[METRIC_COLS].set_axis(layouts.index)
 
 
 def _chunks(df: pd.DataFrame, size: int) -> list[pd.DataFrame]:
