@@ -184,12 +184,13 @@ def memory_arrays(model: ModelSpec, system, r: dict) -> dict:
     v, gpipe, b, s, B (activation bytes), w_B, g_B, o_B, zo, full (recompute), off_opt, off_par,
     off_act (tier names), per_layer and working (``layer_activation_bytes``), gpus. Returns hbm (worst
     stage), host and nvme (per node) and fits. The candidate stages of each pipeline depth are padded
-    to four with stage 0 again, which never wins a tie against the first copy."""
+    to the batch's largest count with stage 0 again, which never wins a tie against the first copy."""
     dev, host = system.device, system.host
     tp, ep, pp = (np.asarray(r[k]).astype(np.int64) for k in ("tp", "ep", "pp"))
-    R, K = len(tp), 4
+    R = len(tp)
     big = 1 << 20
     combos, inv = np.unique((pp * big + tp) * big + ep, return_inverse=True)
+    K = max(len(candidate_stages(model.layers, p)) for p in np.unique(pp).tolist()) if R else 1
     table = np.empty((len(combos), 4, K))                            # stage, layers, dense, expert params
     for q, cmb in enumerate(combos.tolist()):
         p, t, e = cmb // (big * big), (cmb // big) % big, cmb % big

@@ -141,8 +141,15 @@ def _check(a: np.ndarray, kind: str, allowed, bounds) -> tuple:
     validation decides it exactly."""
     n = len(a)
     if kind == "lit":
-        if a.dtype.kind not in "UO":
+        if isinstance(a, (pd.Series, pd.Categorical)):    # factorized by pandas without an object copy
+            a = a if isinstance(a, pd.Categorical) or a.dtype.kind == "O" or str(a.dtype) in ("str", "string") \
+                else np.asarray(a)
+        elif a.dtype.kind not in "UO":
             return a, np.zeros(n, bool), None
+        if n == 1:                                    # a value shared by every row
+            x = a[0]
+            ok = isinstance(x, str) and x in allowed
+            return np.array([str(x) if ok else ""]), np.array([ok]), None
         codes, uniq = pd.factorize(a)                  # check and convert the distinct values only
         good = np.array([isinstance(u, str) and u in allowed for u in uniq] + [False])
         names = np.array([str(u) for u in uniq] + [""])
@@ -254,14 +261,19 @@ SORT_KEY = ("parallel.pp", "parallel.zero", "offload.optimizer", "offload.params
             "parallel.overlap_param_gather")
 
 
-def _mask_order(c: dict, const) -> np.ndarray:
+def _mask_order(c: dict, codes: dict, n: int) -> np.ndarray:
     """A row order that puts configurations taking the same branches of the closed forms side by side:
-    ``np.where`` over a mask in runs is several times faster than over a scattered one."""
-    keys = [_codes(c[k])[0] for k in reversed(SORT_KEY) if k not in const]
-    n = len(c[SORT_KEY[0]])
-    if n < 2 or not keys:
-        return np.arange(n)
-    return np.lexsort(keys)
+    ``np.where`` over a mask in runs is several times faster than over a scattered one. ``codes``: the
+    columns' integer codes where known (constant columns: card 1)."""
+    code, span = np.zeros(n, dtype=np.int64), 1
+    for k in SORT_KEY:
+        cd, card = codes[k] if k in codes else _codes(c[k])
+        if card == 1:
+            continue
+        if span * card > 1 << 62:
+            break
+        code, span = code * card + cd, span * card
+    return np.argsort(code, kind="stable")
 
 
 LAYER_KEY = ("micro_batch", "seq_len", "precision", "attn_impl", "dropout", "recompute", "cross_entropy", "optimizer",
@@ -346,6 +358,15 @@ def _layer_piece(ns, system, model):
             max(b_, key=b_.get) if b_ else "compute")
 
 
+def _stage_piece(ns, system, model) -> tuple[np.ndarray, np.ndarray]:
+    """``step.stage_terms`` per stage (p x 5) and per run of identical stages (4 x 5, zero-padded)."""
+    per_stage = np.array(st.stage_terms(ns, system, model, _layout(ns)), dtype=float)
+    runs = np.zeros((4, 5))
+    firsts = [x[0] for x in stage_runs(model.layers, len(per_stage))]
+    runs[:len(firsts)] = per_stage[firsts]
+    return per_stage, runs
+
+
 def _array_path(c: dict, system, model, memory: bool, codes=None) -> tuple[dict, np.ndarray]:
     """Metrics of every row of ``c`` (all valid; ``codes``: integer codes of columns known already);
     returns (columns, rows whose layer pricing raised)."""
@@ -357,10 +378,10 @@ def _array_path(c: dict, system, model, memory: bool, codes=None) -> tuple[dict,
     failed = [g for g, x in enumerate(lay) if x is None]
     if failed:
         return {}, np.isin(lg_inv, failed)
-    LYm = np.stack([x[0] for x in lay])[lg_inv]
-    ENm = np.stack([x[1] for x in lay])[lg_inv]
-    ly = {k: LYm[:, j] for j, k in enumerate(LY)}
-    ends = {k: ENm[:, j] for j, k in enumerate(ENDS)}
+    LYm = np.stack([x[0] for x in lay]).T[:, lg_inv]          # one contiguous row per quantity
+    ENm = np.stack([x[1] for x in lay]).T[:, lg_inv]
+    ly = dict(zip(LY, LYm))
+    ends = dict(zip(ENDS, ENm))
 
     tp, pp, dp, sp = (c[f"parallel.{k}"] for k in ("tp", "pp", "dp", "sp"))
     zero, ep = c["parallel.zero"], c["parallel.ep"]
@@ -377,27 +398,27 @@ def _array_path(c: dict, system, model, memory: bool, codes=None) -> tuple[dict,
 
     # ---- pipeline send/recv, global sync, per-stage data-parallel terms, FLOPs: once per distinct key
     keys = (*LAYER_KEY, pp_per_node, multi)
-    first, inv = bt.groups(*keys)
+    first, inv = bt.groups(lg_inv, pp_per_node, multi)
     t_p2p = np.array(bt.each("p2p", keys, first, lambda ns, r: st.p2p_time(ns, system, model, _layout(ns))))[inv]
     w_B = np.where(np.isin(c["precision"], ["fp32", "tf32"]), 4.0, 2.0)
-    keys = ("parallel.tp", "parallel.pp", pp_per_node, w_B, zo)
+    keys = ("parallel.tp", "parallel.pp", pp_per_node, "precision", zo)
     first, inv = bt.groups(*keys)
     sync = np.array(bt.each("sync", keys, first, lambda ns, r: st.sync_time(ns, system, model, _layout(ns))))[inv]
     keys = ("global_batch", "seq_len", "recompute", zo)
     first, inv = bt.groups(*keys)
     fl = np.array([(x["model"], x["hardware"]) for x in bt.each("flops", keys, first,
-                                                                 lambda ns, r: st.model_flops(ns, model))])[inv]
-    flops, hw_flops = fl[:, 0], fl[:, 1]
+                                                                 lambda ns, r: st.model_flops(ns, model))]).T
+    flops, hw_flops = fl[:, inv]
     sg_first, sg_inv = bt.groups(*STAGE_KEY)
-    stages = bt.each("stages", STAGE_KEY, sg_first,
-                     lambda ns, r: np.array(st.stage_terms(ns, system, model, _layout(ns)), dtype=float))
+    stage_pieces = bt.each("stages", STAGE_KEY, sg_first, lambda ns, r: _stage_piece(ns, system, model))
+    stages = [x[0] for x in stage_pieces]
     overhead = eff(system.device, "train_iteration_overhead_s")
     mb_over = eff(system.device, "train_microbatch_overhead_s")
 
     out = {k: np.zeros(n) for k in ("total", "t_pipe", "bubble", "exposed")}
-    phase_names = ("forward", "backward", "recompute", "comm_in_layers", "dp_comm_exposed", "param_gather_exposed",
-                   "sync", "pipeline_bubble", "offload_and_zero3_exposed", "host_step_exposed", "overhead", "optimizer")
-    ph = {k: np.zeros(n) for k in phase_names}
+    # the bound's candidates (training._bound): compute, communication, pipeline_bubble, offload_transfers,
+    # host_optimizer, framework_overhead, optimizer; candidates x rows
+    cands = np.zeros((7, n))
     mem_rows = {}
 
     # ---- pipelined path: all configurations in one pass, stages as runs of identical stages (runs x rows)
@@ -411,12 +432,8 @@ def _array_path(c: dict, system, model, memory: bool, codes=None) -> tuple[dict,
                 run[q, :, k] = x
         first_st, cnt, nl, isf, isl = np.ascontiguousarray(np.transpose(run[pidx], (1, 2, 0)))
         isf, isl, real = isf > 0, isl > 0, cnt > 0
-        sgs = np.unique(sg_inv[R])
-        sgr = np.zeros((len(sgs), K, 5))                      # per stage group and run: dk, dc, opt, param_ag, n_local
-        for q, g in enumerate(sgs.tolist()):
-            firsts = [x[0] for x in stage_runs(model.layers, len(stages[g]))]
-            sgr[q, :len(firsts)] = stages[g][firsts]
-        dk, dc, o, a = np.ascontiguousarray(np.transpose(sgr[np.searchsorted(sgs, sg_inv[R])], (2, 1, 0))[:4])
+        sgr = np.stack([x[1] for x in stage_pieces])          # per stage group and run: dk, dc, opt, param_ag, n_local
+        dk, dc, o, a = np.ascontiguousarray(np.transpose(sgr[sg_inv[R]], (2, 1, 0))[:4])
         vR = v[R].astype(float)
         pc = nl / vR
         t2 = t_p2p[R]
@@ -442,8 +459,8 @@ def _array_path(c: dict, system, model, memory: bool, codes=None) -> tuple[dict,
         out["bubble"][R] = np.where(t_pipe > 0, 1.0 - busy / np.where(t_pipe > 0, t_pipe, 1.0), 0.0)
         parts = _parts(ly, ends, t_p2p, v, R, model.layers, pp[R])
         phs = it.pipeline_phases(f["m"], t_pipe, f, parts, sync[R], overhead)
-        for k in phase_names:
-            ph[k][R] = phs.get(k, 0.0)
+        for i, x in enumerate(_bound_candidates(phs)):
+            cands[i, R] = x
         out["exposed"][R] = phs["comm_in_layers"] + f["dp_term"] + sync[R] + f["ag_exposed"]
 
     # ---- layerwise path (ZeRO-3, offload, MeZO: one stage)
@@ -464,7 +481,7 @@ def _array_path(c: dict, system, model, memory: bool, codes=None) -> tuple[dict,
         host = {k: np.array([h[k] for h in hosts])[inv] for k in hosts[0]}
         perturb = np.array([t[2]["perturb_s"] if t[2] else 0.0 for t in terms])[inv]
         lw.update({k: ly[k][R] for k in ("f", "b")}, **{k: ends[k][R] for k in ENDS}, n=model.layers)
-        s0 = np.stack([stages[g][0] for g in sg_inv[R]])       # the one stage: dk, dc, opt, param_ag, n_local
+        s0 = np.stack([x[1][0] for x in stage_pieces])[sg_inv[R]]   # the one stage: dk, dc, opt, param_ag, n_local
         k0 = np.where(zero[R] >= 2, 0.0, s0[:, 0])             # reduce-scattered layer by layer instead
         last_b = model.layers / v[R] * ly["b"][R] + t_p2p[R] + ends["emb_b"][R]        # stage 0's first chunk
         last_b = np.where(v[R] == 1, last_b + ends["head_b"][R], last_b)
@@ -473,8 +490,8 @@ def _array_path(c: dict, system, model, memory: bool, codes=None) -> tuple[dict,
         parts = _parts(ly, ends, t_p2p, v, R, model.layers, 1)
         r = it.layerwise_closed(lw, m[R], zo[R], host, tail, t_opt, sync[R], overhead, parts)
         out["total"][R], out["t_pipe"][R], out["exposed"][R] = r["total"], r["t_pipe"], r["exposed"]
-        for k in phase_names:
-            ph[k][R] = r["phases"].get(k, 0.0)
+        for i, x in enumerate(_bound_candidates(r["phases"])):
+            cands[i, R] = x
 
     # ---- memory, one pass per pipeline depth
     if memory:
@@ -500,11 +517,7 @@ def _array_path(c: dict, system, model, memory: bool, codes=None) -> tuple[dict,
     comp = [x[2] for x in lay]
     names = np.array(comp + ["communication", "pipeline_bubble", "offload_transfers", "host_optimizer",
                              "framework_overhead", "optimizer"], dtype=object)
-    cands = np.stack([ph["forward"] + ph["backward"] + ph["recompute"],
-                      ph["comm_in_layers"] + ph["dp_comm_exposed"] + ph["param_gather_exposed"] + ph["sync"],
-                      ph["pipeline_bubble"], ph["offload_and_zero3_exposed"], ph["host_step_exposed"],
-                      ph["overhead"], ph["optimizer"]], axis=1)
-    j = np.argmax(cands, axis=1)
+    j = np.argmax(cands, axis=0)                              # the first of equal candidates, as max() does
     bound = names[np.where(j == 0, lg_inv, len(comp) + j - 1)]
 
     # ---- metrics (predict_training's formulas)
@@ -519,6 +532,15 @@ def _array_path(c: dict, system, model, memory: bool, codes=None) -> tuple[dict,
            "bubble_fraction": np.where(layerwise, 0.0, out["bubble"]), "exposed_comm_s": out["exposed"],
            **mem_rows, "bound": bound}
     return res, np.zeros(n, dtype=bool)
+
+
+def _bound_candidates(ph: dict) -> list:
+    """``training._bound``'s candidates from the phases, in its order (absent phases count 0)."""
+    z = 0.0
+    return [ph["forward"] + ph["backward"] + ph["recompute"],
+            ph.get("comm_in_layers", z) + ph.get("dp_comm_exposed", z) + ph.get("param_gather_exposed", z)
+            + ph.get("sync", z), ph.get("pipeline_bubble", z), ph.get("offload_and_zero3_exposed", z),
+            ph.get("host_step_exposed", z), ph.get("overhead", z), ph.get("optimizer", z)]
 
 
 def _parts(ly, ends, t_p2p, v, R, layers: int, p) -> dict:
@@ -563,7 +585,8 @@ def evaluate_table(top: dict, base_workload: dict, columns: dict, n: int, memory
                    scenario_of=None) -> pd.DataFrame:
     """Predict ``n`` training configurations that share ``top`` (hardware, host, cluster, model,
     parameters, whatif) and ``base_workload``, with per-configuration values in ``columns``
-    (flat names: 'micro_batch', 'parallel.tp', 'offload.optimizer', ...; arrays of length n).
+    (flat names: 'micro_batch', 'parallel.tp', 'offload.optimizer', ...; arrays of length n, or pandas
+    Series / Categoricals for the literal ones).
     ``scenario_of(i)`` gives row i as a scenario mapping for the scalar path (default: built from
     the columns). Returns one row per configuration: ``OUT_COLS`` (no memory columns without
     ``memory``); ``error`` holds the InputError message of a configuration that is not valid."""
@@ -597,7 +620,9 @@ def evaluate_table(top: dict, base_workload: dict, columns: dict, n: int, memory
         scalar[:] = False
         for k, (default, kind, allowed, bounds) in spec.items():
             if k in columns:
-                c[k], ok, *cd = _check(np.asarray(columns[k]), kind, allowed, bounds)
+                col = columns[k]
+                col = col if (kind == "lit" and isinstance(col, (pd.Series, pd.Categorical))) else np.asarray(col)
+                c[k], ok, *cd = _check(col, kind, allowed, bounds)
                 if cd and cd[0] is not None:
                     lit[k] = cd[0]
                 scalar |= ~ok
@@ -619,7 +644,10 @@ def evaluate_table(top: dict, base_workload: dict, columns: dict, n: int, memory
             with np.errstate(divide="ignore", invalid="ignore"):   # rows already sent to the scalar path hold 0s
                 scalar |= ~(_valid(c, system, model) & (c["engine"] == "analytical"))
             vec = np.flatnonzero(~scalar)
-            vec = vec[_mask_order({k: c[k][vec] for k in SORT_KEY}, const)]   # equal branches side by side
+            known = {k: (None, 1) for k in const}
+            known.update({k: (cd[vec], card) for k, (cd, card) in lit.items()})
+            order = _mask_order({k: c[k][vec] for k in SORT_KEY if k not in const}, known, len(vec))
+            vec = vec[order]                                     # equal branches side by side
             c = {k: (np.full(len(vec), x[0]) if k in const else x[vec]) for k, x in c.items()}
             codes = {k: (np.zeros(len(vec), np.int64), 1) for k in const}
             codes.update({k: (cd[vec], card) for k, (cd, card) in lit.items()})
