@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from sim.errors import InputError
@@ -230,12 +231,14 @@ def evaluate_vectorized(ctx: TrainingContext, layouts: pd.DataFrame) -> pd.DataF
     base = {k: v for k, v in sc["workload"].items() if k not in ("parallel", "micro_batch", "recompute", "offload")}
     cols = {f"parallel.{k}": layouts[c].to_numpy() for k, c in (("tp", "tp"), ("pp", "pp"), ("dp", "dp"), ("sp", "cp"),
                                                                 ("sequence_parallel", "sequence_parallel"),
-                                                                ("ep", "ep"), ("zero", "zero"), ("schedule", "schedule"),
+                                                                ("ep", "ep"), ("zero", "zero"),
                                                                 ("virtual_stages", "virtual_stages"))}
-    cols["parallel.sp_mode"] = layouts["cp_mode"].replace("none", "ulysses").to_numpy()
-    cols.update({"micro_batch": layouts["micro_batch"].to_numpy(), "recompute": layouts["recompute"].to_numpy(),
-                 "offload.optimizer": layouts["offload_optimizer"].to_numpy(),
-                 "offload.params": layouts["offload_params"].to_numpy()})
+    codes, modes = pd.factorize(layouts["cp_mode"])                     # cp 1 ('none'): the kind's default
+    cols["parallel.sp_mode"] = pd.Categorical.from_codes(codes, [m if m != "none" else "ulysses" for m in modes]) \
+        if "ulysses" not in set(modes) or "none" not in set(modes) else layouts["cp_mode"].replace("none", "ulysses")
+    cols.update({"micro_batch": layouts["micro_batch"].to_numpy(), "recompute": layouts["recompute"],
+                 "parallel.schedule": layouts["schedule"], "offload.optimizer": layouts["offload_optimizer"],
+                 "offload.params": layouts["offload_params"]})
     res = evaluate_table(top, base, cols, len(layouts), scenario_of=lambda i: ctx.scenario(layouts.iloc[i]))
     return res[METRIC_COLS].set_axis(layouts.index)
 
