@@ -25,7 +25,6 @@ cross-field rule (``training.validate``), layer shapes whose pricing raises, and
 """
 from __future__ import annotations
 
-import json
 import types
 from typing import Literal, get_args, get_origin
 
@@ -582,14 +581,14 @@ def _system_model(top: dict):
 
 
 def evaluate_table(top: dict, base_workload: dict, columns: dict, n: int, memory: bool = True,
-                   scenario_of=None) -> pd.DataFrame:
+                   scenario_of=None, scalar_rows=None) -> pd.DataFrame:
     """Predict ``n`` training configurations that share ``top`` (hardware, host, cluster, model,
-    parameters, whatif) and ``base_workload``, with per-configuration values in ``columns``
-    (flat names: 'micro_batch', 'parallel.tp', 'offload.optimizer', ...; arrays of length n, or pandas
-    Series / Categoricals for the literal ones).
-    ``scenario_of(i)`` gives row i as a scenario mapping for the scalar path (default: built from
-    the columns). Returns one row per configuration: ``OUT_COLS`` (no memory columns without
-    ``memory``); ``error`` holds the InputError message of a configuration that is not valid."""
+    parameters, whatif) and ``base_workload``, with per-configuration values in ``columns`` (flat
+    names: 'micro_batch', 'parallel.tp', 'offload.optimizer', ...; arrays of length n, or pandas
+    Series / Categoricals for the literal ones). ``scenario_of(i)`` gives row i as a scenario mapping
+    for the scalar path (default: built from the columns); ``scalar_rows`` marks rows to send there
+    whatever their values. Returns one row per configuration: ``OUT_COLS`` (no memory columns
+    without ``memory``); ``error`` holds the InputError message of a configuration that is not valid."""
     spec = schema()
     flat = flatten_workload(base_workload)
 
@@ -617,7 +616,7 @@ def evaluate_table(top: dict, base_workload: dict, columns: dict, n: int, memory
     lit: dict = {}                                        # codes of the literal columns (factorized once)
     vec = np.zeros(0, dtype=np.int64)
     if shape_ok and n:
-        scalar[:] = False
+        scalar[:] = False if scalar_rows is None else scalar_rows
         for k, (default, kind, allowed, bounds) in spec.items():
             if k in columns:
                 col = columns[k]
@@ -677,12 +676,53 @@ def evaluate_table(top: dict, base_workload: dict, columns: dict, n: int, memory
                         columns=cols)
 
 
-def _hashable(x):
-    if isinstance(x, dict):
-        return tuple(sorted((k, _hashable(v)) for k, v in x.items()))
-    if isinstance(x, list):
-        return tuple(_hashable(v) for v in x)
-    return x
+_MISSING = object()
+
+
+def _workload_columns(workloads: list) -> tuple[dict, np.ndarray]:
+    """Flat columns of a list of workload mappings, and the rows to leave to the scalar path (not a
+    mapping, a field outside the schema, a required field left out): one pass, no per-row dicts."""
+    spec = schema()
+    n = len(workloads)
+    cols: dict = {}
+    odd = np.zeros(n, dtype=bool)
+    prefixed = {g: {} for g in ("parallel", "offload")}      # 'tp' -> 'parallel.tp', built once per name
+    for j, wl in enumerate(workloads):
+        if not isinstance(wl, dict):
+            odd[j] = True
+            continue
+        for k, v in wl.items():
+            if k in prefixed:
+                if not isinstance(v, dict):
+                    odd[j] = True
+                    continue
+                names = prefixed[k]
+                items = [(names.get(k2) or names.setdefault(k2, f"{k}.{k2}"), v2) for k2, v2 in v.items()]
+            elif k == "kind":
+                continue
+            else:
+                items = ((k, v),)
+            for name, val in items:
+                col = cols.get(name)
+                if col is None:
+                    if name not in spec:
+                        odd[j] = True
+                        continue
+                    col = cols[name] = [_MISSING] * n
+                col[j] = val
+    out = {}
+    for name, col in cols.items():
+        default = spec[name][0]
+        if default is REQUIRED:
+            miss = [j for j, x in enumerate(col) if x is _MISSING]
+            odd[miss] = True
+            default = None
+        vals = [default if x is _MISSING else x for x in col]
+        out[name] = np.array(vals, dtype=object) if any(x is None for x in vals) else np.array(vals)
+    for name, (default, *_) in spec.items():
+        if default is REQUIRED and name not in out:
+            odd[:] = True                                      # nobody gave it: every row's error is the scalar path's
+    return out, odd
 
 
 def evaluate_many(scenarios, memory: bool = True) -> pd.DataFrame:
@@ -690,32 +730,17 @@ def evaluate_many(scenarios, memory: bool = True) -> pd.DataFrame:
     but the workload, each group's workloads become columns for ``evaluate_table``."""
     scenarios = list(scenarios)
     groups: dict = {}
+    plain = (str, int, float, bool, type(None))
     for i, sc in enumerate(scenarios):
-        try:
-            key = _hashable({k: v for k, v in sc.items() if k != "workload"})
-            hash(key)
-        except TypeError:
-            key = json.dumps({k: v for k, v in sc.items() if k != "workload"}, sort_keys=True, default=str)
+        # scenarios written the same way share a group (a dict's repr keeps its order: two orders of the
+        # same fields only make two groups)
+        key = tuple((k, v if isinstance(v, plain) else repr(v)) for k, v in sc.items() if k != "workload")
         groups.setdefault(key, []).append(i)
     parts = []
     for idx in groups.values():
         top = {k: v for k, v in scenarios[idx[0]].items() if k != "workload"}
-        flats = []
-        for i in idx:
-            wl = scenarios[i].get("workload")
-            flats.append(flatten_workload(wl) if isinstance(wl, dict) else None)
-        keys = sorted({k for f in flats if f for k in f})
-        spec = schema()
-        if any(f is None for f in flats) or any(k not in spec for k in keys):
-            cols, sc_of = {}, (lambda j, idx=idx: scenarios[idx[j]])
-            df = evaluate_table(top, {"kind": "training", "parallel": "not a mapping"}, cols, len(idx), memory, sc_of)
-        else:
-            cols = {}
-            for k in keys:
-                default = spec[k][0]
-                vals = [f.get(k, None if default is REQUIRED else default) for f in flats]
-                cols[k] = np.array(vals, dtype=object) if any(x is None for x in vals) else np.array(vals)
-            df = evaluate_table(top, {}, cols, len(idx), memory, lambda j, idx=idx: scenarios[idx[j]])
+        cols, odd = _workload_columns([scenarios[i].get("workload") for i in idx])
+        df = evaluate_table(top, {}, cols, len(idx), memory, lambda j, idx=idx: scenarios[idx[j]], scalar_rows=odd)
         df.index = idx
         parts.append(df)
     if not parts:
