@@ -221,12 +221,17 @@ def evaluate_scalar(ctx: TrainingContext, layouts: pd.DataFrame) -> pd.DataFrame
     return pd.DataFrame(out, columns=METRIC_COLS, index=layouts.index)
 
 
+_ANY_LAYOUT = {"tp": 1, "pp": 1, "dp": 1, "cp": 1, "cp_mode": "none", "sequence_parallel": False, "ep": 1, "zero": 0,
+               "micro_batch": 1, "schedule": "1f1b", "virtual_stages": 1, "recompute": "none",
+               "offload_optimizer": "none", "offload_params": "none"}
+
+
 def evaluate_vectorized(ctx: TrainingContext, layouts: pd.DataFrame) -> pd.DataFrame:
     """The training kind's batch evaluation of a chunk of layouts (``sim.techniques.training_batch.
     evaluate_table``: the layouts as columns, each distinct piece priced once, closed forms and memory
     over numpy arrays); equal to ``evaluate_scalar`` row by row, ``bound`` included."""
     from sim.techniques.training_batch import evaluate_table
-    sc = ctx.scenario(layouts.iloc[0]) if len(layouts) else ctx.scenario({c: 1 for c in LAYOUT_COLS})
+    sc = ctx.scenario(_ANY_LAYOUT)                                      # what every row shares
     top = {k: v for k, v in sc.items() if k != "workload"}
     base = {k: v for k, v in sc["workload"].items() if k not in ("parallel", "micro_batch", "recompute", "offload")}
     cols = {f"parallel.{k}": layouts[c].to_numpy() for k, c in (("tp", "tp"), ("pp", "pp"), ("dp", "dp"), ("sp", "cp"),
@@ -234,7 +239,8 @@ def evaluate_vectorized(ctx: TrainingContext, layouts: pd.DataFrame) -> pd.DataF
                                                                 ("ep", "ep"), ("zero", "zero"),
                                                                 ("virtual_stages", "virtual_stages"))}
     codes, modes = pd.factorize(layouts["cp_mode"])                     # cp 1 ('none'): the kind's default
-    cols["parallel.sp_mode"] = pd.Categorical.from_codes(codes, [m if m != "none" else "ulysses" for m in modes]) \
+    cols["parallel.sp_mode"] = pd.Categorical.from_codes(codes, [m if m != "none" else "ulysses" for m in modes],
+                                                         validate=False) \
         if "ulysses" not in set(modes) or "none" not in set(modes) else layouts["cp_mode"].replace("none", "ulysses")
     cols.update({"micro_batch": layouts["micro_batch"].to_numpy(), "recompute": layouts["recompute"],
                  "parallel.schedule": layouts["schedule"], "offload.optimizer": layouts["offload_optimizer"],
