@@ -13,11 +13,12 @@ distinct value of what it depends on:
 - pipeline send/recv, global sync, the layerwise path's offload and ZeRO-3 legs, FLOPs: their own
   small keys;
 
-then the closed forms (``iteration.pipeline_terms``, ``analytical.training_iteration``,
-``iteration.layerwise_closed``) and the memory model (``memory.memory_arrays``) run over arrays,
-one numpy pass per pipeline depth. The scalar path (``sim.scenario.predict``) calls the same array
-functions with one configuration, so both give the same numbers (tests/test_training_batch.py holds
-them to 1e-9 relative on samples covering every knob).
+then the closed forms (``iteration.pipeline_terms`` with the stages as runs of identical stages,
+``analytical.training_iteration``, ``iteration.layerwise_closed``) and the memory model
+(``memory.memory_arrays``) run once over arrays of all configurations. They are the numpy twins of
+the scalar path's plain-Python closed forms (numpy on one configuration would triple a
+``predict``); tests/test_training_batch.py holds the two equal to 1e-9 relative, ``fits``, ``bound``
+and errors included, on samples covering every knob.
 
 Rows the arrays do not cover go through ``sim.scenario.predict`` one by one, so their result or
 error message is exactly the scalar path's: values of an unexpected type, rows that fail a
@@ -136,8 +137,8 @@ def _object_column(a: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _check(a: np.ndarray, kind: str, allowed, bounds) -> tuple:
     """(array in the type the arithmetic uses, rows whose value the array path takes as valid[, integer
-    codes of a literal column and their count]). Anything else (a float for an int, a string for a bool) goes to the scalar path, whose pydantic
-    validation decides it exactly."""
+    codes of a literal column and their count]). Anything else (a float for an int, a string for a
+    bool) goes to the scalar path, whose pydantic validation decides it exactly."""
     n = len(a)
     if kind == "lit":
         if isinstance(a, (pd.Series, pd.Categorical)):    # factorized by pandas without an object copy
@@ -333,7 +334,8 @@ class _Batch:
                       {k: (cd[R], card) for k, (cd, card) in self._codes.items()})
 
     def each(self, piece: str, keys, first, fn) -> list:
-        """fn(workload of the group's first row, that row) per group, memoised on (piece, the group's key values)."""
+        """fn(workload of the group's first row, that row) per group, memoised on (piece, the group's
+        key values)."""
         cols = [(self.c[k] if isinstance(k, str) else k)[first].tolist() for k in keys]
         out = []
         for r, kt in zip(first.tolist(), zip(*cols)):
