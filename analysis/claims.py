@@ -876,11 +876,12 @@ claim("H2.25pf", id="H2", family="offload_tiering", paper="ZeRO-Infinity", hardw
 FUYOU_HOST = {"name": "fuyou-server", "gpus": 1,
               "cpu": {"model": "2x Xeon (48 cores)", "sockets": 2, "cores": 48, "fp32_tflops": 6.0},
               "dram": {"capacity_gb": 768, "bandwidth_gbps": 300}, "pcie_generation": 4, "pcie_lanes_per_gpu": 16,
+              "network_gbps_per_gpu": 25,
               "nvme": {"drives": 12, "capacity_tb_per_drive": 3.84, "read_gbps_per_drive": 3.5,
                        "write_gbps_per_drive": 3.0},
               "sources": {k: "Fuyou paper body as summarised in shared/TECHNIQUES.md (768 GB DRAM, several NVMe "
                              "SSDs; drive count and rates to confirm)"
-                          for k in ("gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "nvme")}}
+                          for k in ("gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "network_gbps_per_gpu", "nvme")}}
 FUYOU = dict(offload={"optimizer": "nvme", "params": "nvme", "activations": "nvme", "overlap_optimizer_step": True},
              parallel={"zero": 3}, global_batch=32, micro_batch=8, recompute="full", precision="fp16")
 

@@ -25,7 +25,8 @@ class ClusterIn(BaseModel):
     gpus: int = Field(default=1, gt=0)
     gpus_per_node: int | None = Field(default=None, gt=0, description="default: min(gpus, host GPUs)")
     intra_node: Literal["nvlink", "pcie"] = "nvlink"
-    inter_node_gbps: float = Field(default=400.0, gt=0, description="per GPU line rate, Gbit/s")
+    inter_node_gbps: float | None = Field(default=None, gt=0,
+                                          description="per GPU line rate, Gbit/s; default: the host's network_gbps_per_gpu")
 
 
 @dataclass
@@ -120,7 +121,7 @@ def resolve(scenario: dict, where: str = "scenario"):
         err = pydantic_to_input_error(where, e)
         raise InputError(where, f"cluster.{err.field}", err.problem) from None
     gpn = cin.gpus_per_node or min(cin.gpus, host.gpus)
-    network = cin.inter_node_gbps * float((scenario.get("whatif") or {}).get("network", 1.0))
+    network = (cin.inter_node_gbps or host.network_gbps_per_gpu) * float((scenario.get("whatif") or {}).get("network", 1.0))
     system = System(device, host, Cluster(cin.gpus, gpn, cin.intra_node, network))
     wl = dict(scenario["workload"])
     kind = wl.pop("kind", None)

@@ -40,10 +40,10 @@ def inline_links(monkeypatch):
 
 HOST = HostSpec(name="test-host", gpus=8,
                 cpu={"model": "x", "sockets": 2, "cores": 112, "fp32_tflops": 8},
-                dram={"capacity_gb": 2048, "bandwidth_gbps": 600}, pcie_generation=5, pcie_lanes_per_gpu=16,
+                dram={"capacity_gb": 2048, "bandwidth_gbps": 600}, pcie_generation=5, pcie_lanes_per_gpu=16, network_gbps_per_gpu=400,
                 nvme={"drives": 8, "capacity_tb_per_drive": 3.84, "read_gbps_per_drive": 6.9,
                       "write_gbps_per_drive": 4.2},
-                sources={k: "test" for k in ("gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "nvme")})
+                sources={k: "test" for k in ("gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "network_gbps_per_gpu", "nvme")})
 H100 = load_device("H100-SXM5-80GB")
 AMPERE = H100.model_copy(update={"name": "ampere-like", "arch": "ampere"})
 P = {k: v.default for k, v in PARAMS.items()}

@@ -18,10 +18,10 @@ H100 = load_device("H100-SXM5-80GB")
 def host(gen=5, lanes=16, dram_gbps=600.0, drives=8, read=6.9, write=4.2):
     return HostSpec(name="test-host", gpus=8, cpu={"model": "x", "sockets": 2, "cores": 112, "fp32_tflops": 8},
                     dram={"capacity_gb": 2048, "bandwidth_gbps": dram_gbps}, pcie_generation=gen,
-                    pcie_lanes_per_gpu=lanes,
+                    pcie_lanes_per_gpu=lanes, network_gbps_per_gpu=100,
                     nvme={"drives": drives, "capacity_tb_per_drive": 3.84 if drives else 0,
                           "read_gbps_per_drive": read, "write_gbps_per_drive": write},
-                    sources={k: "t" for k in ("gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "nvme")})
+                    sources={k: "t" for k in ("gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "network_gbps_per_gpu", "nvme")})
 
 
 def system(device=H100, **kw):

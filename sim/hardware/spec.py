@@ -145,6 +145,7 @@ class HostSpec(_Strict):
     dram: DRAM
     pcie_generation: int = Field(ge=3, le=6)
     pcie_lanes_per_gpu: int = Field(ge=1, le=128)
+    network_gbps_per_gpu: float = Field(gt=0, description="inter-node line rate per GPU, Gbit/s (NICs x rate / GPUs)")
     nvme: NVMe
     efficiency: dict[str, float] = Field(default_factory=dict,
                                          description="overrides of host-side efficiency parameters (CPU Adam, DRAM)")
@@ -154,7 +155,7 @@ class HostSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self):
-        figures = ["gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "nvme"]
+        figures = ["gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "network_gbps_per_gpu", "nvme"]
         figures += [f"efficiency.{k}" for k in self.efficiency]
         missing = [k for k in figures if k not in self.sources]
         if missing:
