@@ -24,6 +24,17 @@ Why this shape:
   one source share its setup and would flatter the fit. Where a device's family has one source
   only, the folds hold out rows of that source and the table says so.
 
+* End-to-end families (single-node and multi-node training, inference, serving) come last and fit
+  only host-side parameters no kernel row measures (``host_dispatch_s``: the CPU time per launched
+  kernel of an eager framework; ``infer_step_overhead_s``, ``infer_eager_dispatch_s``). The model
+  reads them from the device, so they live in the device profile of the GPU the rows ran on, marked
+  ``scope: host`` (docs/calibration.md says why). A family may list a parameter whose home is
+  another family (``tc_peak_fraction``: gemm); it fits it only on a device with no rows of that
+  family, and only if its rows move it apart from the parameters before it (independence check).
+* Where one source holds a family's rows on a device, folds hold out whole groups of a family's
+  ``group_by`` fields (vTrain: model shape, hidden x layers), so a held-out row's configuration was
+  never seen in training; the tables call it 'within one source'.
+
 The per-row prediction is ``analysis.validate``'s, so calibration and validation cannot disagree
 about what a row means. The host side (``calibrate_hosts``) turns the host probes of a machine
 (``gpusim bench`` without a GPU) into a host profile: its measured DRAM and file I/O rates as
@@ -52,11 +63,14 @@ from sim.hardware.spec import DeviceSpec
 @dataclass(frozen=True)
 class Family:
     """An op family: the parameters its rows fit (in priority order) and the size variables whose
-    fitted range is stored, so predictions outside it can be flagged."""
+    fitted range is stored, so predictions outside it can be flagged. ``group_by`` names the
+    scenario fields whose values a cross-validation fold holds out whole when the family has one
+    source on a device (rows of one configuration grid: see ``make_folds``)."""
     name: str
     params: tuple[str, ...]
     sizes: tuple[str, ...]
     why: str
+    group_by: tuple[str, ...] = ()
 
 
 # Each parameter has one home family, the one whose rows measure it most directly, and is fitted
@@ -89,8 +103,42 @@ FAMILIES: tuple[Family, ...] = (
                           "nvls_efficiency"), ("bytes", "gpus"),
            "nccl-tests bus bandwidth measures the achievable link rate (large messages) and the "
            "fixed cost of each NCCL protocol (small and mid-size messages: LL, LL128, Simple)"),
+    # End-to-end families come last, on top of every kernel-level value, and fit only host-side
+    # parameters that no kernel row measures (the CPU and framework cost per launched kernel or step).
+    # A parameter they list whose home is a kernel family (tc_peak_fraction: gemm) is fitted by them
+    # only on a device without rows of that home family, and only if the rows constrain it apart
+    # from the host-side parameter (``_lsq``'s independence check).
+    Family("training_single_node", ("host_dispatch_s", "tc_peak_fraction"),
+           ("hidden", "layers", "micro_batch", "global_batch", "seq_len", "tp", "pp", "dp", "gpus"),
+           "small models on one node are host-bound: a layer costs the CPU time of issuing its kernels "
+           "(host_dispatch_s per kernel: Python, autograd, dispatcher, allocator, cudaLaunchKernel on "
+           "that machine's CPU and framework), whatever its width",
+           group_by=("hidden", "layers")),
+    Family("training", ("host_dispatch_s", "tc_peak_fraction"),
+           ("hidden", "layers", "micro_batch", "global_batch", "seq_len", "tp", "pp", "dp", "gpus"),
+           "multi-node training of large models: the host cost per kernel where they are host-bound "
+           "(rarely: their kernels are long)", group_by=("hidden", "layers")),
+    Family("inference", ("infer_step_overhead_s", "infer_eager_dispatch_s"),
+           ("batch", "prompt_len", "gen_len", "tp"),
+           "generation throughput and latency: the host work per forward step the GPU waits on "
+           "(scheduling, sampling, sync), and per kernel where the framework is not graph-captured",
+           group_by=("model",)),
+    Family("serving", ("infer_step_overhead_s", "infer_eager_dispatch_s"),
+           ("batch", "prompt_len", "gen_len", "tp"),
+           "a serving engine under load: the same host costs per step as offline inference",
+           group_by=("model",)),
 )
 FAMILY = {f.name: f for f in FAMILIES}
+# Each parameter's home: the first family that lists it. A later family fits it only on a device
+# with no rows of its home family (there, nothing else measures it).
+HOME: dict[str, str] = {}
+for _f in FAMILIES:
+    for _p in _f.params:
+        HOME.setdefault(_p, _f.name)
+# Parameters that describe the machine's CPU and software stack, not the GPU: a device profile that
+# holds them records the host they were fitted on (docs/calibration.md, 'Host-side parameters').
+HOST_SIDE = frozenset({"host_dispatch_s", "recompute_host_overhead_s", "train_iteration_overhead_s",
+                       "train_microbatch_overhead_s", "infer_step_overhead_s", "infer_eager_dispatch_s"})
 SENSITIVITY = 0.01      # |d log(pred) / d log(param)| below this on every row: the rows do not pin it
 PRIOR_WEIGHT = 0.02     # residual per unit relative departure from the spec value
 LOSS_SCALE = 0.05       # soft-L1: log errors beyond ~5% count linearly, not squared
@@ -108,6 +156,7 @@ def override(device: DeviceSpec, values: dict[str, float]) -> DeviceSpec:
 def predictor():
     """``fn(row, device) -> predicted value`` in the row's metric: the validator's own per-row
     prediction with the device replaced by ``device`` (spec parameters, no profile applied)."""
+    import sim.techniques  # noqa: F401  (declares the host-side parameters the end-to-end families fit)
     from analysis.validate import predict_row
     return lambda row, device: predict_row(row, device=device)
 
@@ -169,16 +218,28 @@ def _lsq(rows: pd.DataFrame, base: np.ndarray, device, names_: list[str], predic
     x0 = np.array([current(device, n) for n in names_])
     scale = np.array([_scale(declared(n), x) for n, x in zip(names_, x0)])
     # identifiability: does doubling (or, at a bound, halving) the parameter move any prediction by >1%?
-    free = []
+    # independence: the part of its effect that the parameters accepted before it cannot mimic (the
+    # residual of projecting its column onto theirs) must still move some prediction by >1%
+    free, cols = [], []
     for j, n in enumerate(names_):
         step = x0[j] if x0[j] * 2 <= declared(n).hi else -x0[j] / 2
         if step == 0:
             step = scale[j] * 0.5
-        moved = np.nanmax(np.abs(log_errors(rows, override(device, {n: x0[j] + step}), predict) - base))
+        col = log_errors(rows, override(device, {n: x0[j] + step}), predict) - base
+        moved = np.nanmax(np.abs(col))
         if not moved >= SENSITIVITY:
             res.kept[n] = "the rows do not constrain it (predictions move <1% when it doubles)"
-        else:
-            free.append(j)
+            continue
+        if cols:
+            ok = np.isfinite(col) & np.all(np.isfinite(np.array(cols)), axis=0)
+            A = np.array(cols)[:, ok].T
+            coef = np.linalg.lstsq(A, col[ok], rcond=None)[0]
+            if not np.max(np.abs(col[ok] - A @ coef), initial=0.0) >= SENSITIVITY:
+                res.kept[n] = ("the rows do not constrain it apart from " + ", ".join(names_[i] for i in free)
+                               + " (its effect on them is a combination of theirs, within 1%)")
+                continue
+        free.append(j)
+        cols.append(col)
     cap = len(rows) // rows_per_param
     for j in free[cap:]:
         res.kept[names_[j]] = f"at most one parameter per {rows_per_param} rows ({len(rows)} rows)"
@@ -195,8 +256,10 @@ def _lsq(rows: pd.DataFrame, base: np.ndarray, device, names_: list[str], predic
         r = np.where(np.isfinite(r), r, 5.0)      # a value the model cannot price is a large miss
         return np.concatenate([r, prior_weight * (z - z0)])
 
+    # tolerances: 1e-5 of a parameter's (scaled) value is far below anything a row can resolve, and
+    # each evaluation of an end-to-end family predicts every row again
     sol = least_squares(resid, z0, bounds=(lo, hi), loss="soft_l1", f_scale=LOSS_SCALE,
-                        diff_step=1e-3, max_nfev=60 * len(fnames))
+                        diff_step=1e-3, xtol=1e-5, ftol=1e-6, max_nfev=60 * len(fnames))
     out = {}
     for n, z, l, h in zip(fnames, sol.x, lo, hi):
         out[n] = float(z * scale[free[fnames.index(n)]])
@@ -208,13 +271,14 @@ def _lsq(rows: pd.DataFrame, base: np.ndarray, device, names_: list[str], predic
 
 
 def fit_family(rows: pd.DataFrame, device, family: Family, predict,
-               owned: set[str] = frozenset(), prior_weight: float = PRIOR_WEIGHT,
-               rows_per_param: int = 2) -> FitResult:
+               owned: set[str] | dict[str, str] = frozenset(), prior_weight: float = PRIOR_WEIGHT,
+               rows_per_param: int = 2, base: np.ndarray | None = None) -> FitResult:
     """Fit ``family``'s parameters (those not ``owned`` by an earlier family) to ``rows`` of one
     device, by bounded least squares on log(pred/meas); ``device`` carries every value fitted
-    before. Returns the fitted values and the row errors before and after."""
+    before (``base``: the rows' log errors on it, when already computed). Returns the fitted values
+    and the row errors before and after."""
     res = FitResult(family.name, {}, n=len(rows), ids=list(rows["id"]))
-    base = log_errors(rows, device, predict)
+    base = log_errors(rows, device, predict) if base is None else np.asarray(base, dtype=float)
     ok = np.isfinite(base)
     res.unpredictable = [i for i, good in zip(rows["id"], ok) if not good]
     rows, base = rows[ok], base[ok]
@@ -227,7 +291,7 @@ def fit_family(rows: pd.DataFrame, device, family: Family, predict,
         if nm not in PARAMS:
             res.kept[nm] = "not declared by the cost model"
         elif nm in owned:
-            res.kept[nm] = "fitted by an earlier family"
+            res.kept[nm] = owned[nm] if isinstance(owned, dict) else "fitted by an earlier family"
         else:
             names_.append(nm)
     if names_:
@@ -237,7 +301,8 @@ def fit_family(rows: pd.DataFrame, device, family: Family, predict,
                 res.at_bound = [a for a in res.at_bound if a != n]
             else:
                 res.values[n] = v
-    res.err_fit = rel_err(log_errors(rows, override(device, res.values), predict)).tolist()
+    if res.values:
+        res.err_fit = rel_err(log_errors(rows, override(device, res.values), predict)).tolist()
     return res
 
 
@@ -251,11 +316,26 @@ class DeviceFit:
     fits: dict[str, FitResult]
 
 
+def blocked(fam: Family, present: set[str], owner: dict[str, str]) -> dict[str, str]:
+    """Parameters ``fam`` may not fit on this device, with the reason: those an earlier family fitted,
+    and those whose home is another family that has rows here (that family's fit, or its decision
+    to keep the spec value, stands: one home per parameter)."""
+    out = {n: f"fitted by an earlier family ({f})" for n, f in owner.items()}
+    for n in fam.params:
+        if n not in out and HOME.get(n, fam.name) != fam.name and HOME[n] in present:
+            out[n] = f"its home family {HOME[n]} has rows on this device (its value stands)"
+    return out
+
+
 def calibrate_device(rows: pd.DataFrame, spec: DeviceSpec, predict, families=None,
-                     preset: dict[str, tuple[float, str]] | None = None, memo: dict | None = None) -> DeviceFit:
+                     preset: dict[str, tuple[float, str]] | None = None, memo: dict | None = None,
+                     present: set[str] | None = None) -> DeviceFit:
     """Fit every family of ``rows`` (one device) in ``FAMILIES`` order, each on top of the values
-    fitted before it. ``preset`` holds values kept from an earlier profile (param -> (value, family))."""
+    fitted before it. ``preset`` holds values kept from an earlier profile (param -> (value, family));
+    ``present`` the families the device has rows of (default: those of ``rows``; cross-validation and
+    a ``--family`` refit pass the device's full set, so the home rule never depends on a fold)."""
     preset = preset or {}
+    present = set(rows["family"]) if present is None else set(present)
     values = {n: v for n, (v, _) in preset.items()}
     owner = {n: f for n, (_, f) in preset.items()}
     fits = {}
@@ -265,12 +345,23 @@ def calibrate_device(rows: pd.DataFrame, spec: DeviceSpec, predict, families=Non
         fr = rows[rows["family"] == fam.name]
         if fr.empty:
             continue
+        owned = blocked(fam, present, owner)
         key = (spec.name, fam.name, tuple(sorted(fr["id"])), tuple(sorted(values.items())))
         res = memo.get(key) if memo is not None else None
+        alt = start = None
+        if res is None and memo is not None:
+            # the same rows predicted the same under other earlier values (a fold that held out rows
+            # of a family whose parameters do not reach these rows): the fit is the one made before
+            start = log_errors(fr, override(spec, values), predict)
+            alt = (key[:3], tuple(np.round(np.nan_to_num(start, nan=99.0), 9)), tuple(sorted(owned)),
+                   tuple(sorted((n, v) for n, v in values.items() if n in fam.params)))
+            res = memo.get(alt)
         if res is None:
-            res = fit_family(fr, override(spec, values), fam, predict, owned=set(owner))
-            if memo is not None:
-                memo[key] = res
+            res = fit_family(fr, override(spec, values), fam, predict, owned=owned, base=start)
+        if memo is not None:
+            memo[key] = res
+            if alt is not None:
+                memo[alt] = res
         fits[fam.name] = res
         values.update(res.values)
         owner.update({n: fam.name for n in res.values})
@@ -286,18 +377,45 @@ def group_key(row) -> str:
     return str(row["source"])
 
 
-def make_folds(rows: pd.DataFrame, k: int) -> tuple[str, list[set[str]]]:
-    """(scheme, folds of row ids). Whole sources go to folds, largest first into the emptiest fold;
-    with one source only, its rows are dealt round-robin (scheme says so)."""
-    keys = rows.apply(group_key, axis=1)
+def scenario_field(scenario: str | dict, var: str):
+    """A size or grouping variable of a row's scenario: the workload's field, else its ``parallel``
+    or ``arrival`` block's, else the model's (the zoo name for ``model``, a dimension of inline
+    dims), else the cluster's (``gpus``). None when absent."""
+    scen = json.loads(scenario) if isinstance(scenario, str) else scenario
+    wl = scen.get("workload", {})
+    model = scen.get("model")
+    if var == "model":
+        return model if isinstance(model, str) else (json.dumps(model, sort_keys=True) if model else None)
+    for block in (wl, wl.get("parallel") or {}, wl.get("arrival") or {},
+                  model if isinstance(model, dict) else {}, scen.get("cluster") or {}):
+        if isinstance(block, dict) and var in block:
+            return block[var]
+    return None
+
+
+def _deal(rows: pd.DataFrame, keys: pd.Series, k: int) -> list[set[str]]:
+    """Whole groups into ``k`` folds, largest first into the emptiest fold."""
     sizes = keys.value_counts()
-    if len(sizes) >= 2:
-        k = min(k, len(sizes))
-        folds: list[set[str]] = [set() for _ in range(k)]
-        for g in sorted(sizes.index, key=lambda g: (-sizes[g], g)):
-            i = min(range(k), key=lambda j: (len(folds[j]), j))
-            folds[i] |= set(rows["id"][keys == g])
-        return "by source", folds
+    folds: list[set[str]] = [set() for _ in range(min(k, len(sizes)))]
+    for g in sorted(sizes.index, key=lambda g: (-sizes[g], str(g))):
+        i = min(range(len(folds)), key=lambda j: (len(folds[j]), j))
+        folds[i] |= set(rows["id"][keys == g])
+    return folds
+
+
+def make_folds(rows: pd.DataFrame, k: int, family: Family | None = None) -> tuple[str, list[set[str]]]:
+    """(scheme, folds of row ids). Whole sources go to folds, largest first into the emptiest fold.
+    With one source only: when ``family`` names ``group_by`` fields and the rows hold two or more
+    groups of them, whole groups go to folds (scheme 'by <fields>, one source only': a held-out row's
+    configuration, e.g. its model shape, was never seen in training); otherwise rows are dealt
+    round-robin (scheme 'by row, one source only')."""
+    keys = rows.apply(group_key, axis=1)
+    if keys.nunique() >= 2:
+        return "by source", _deal(rows, keys, k)
+    if family is not None and family.group_by:
+        groups = rows["scenario"].map(lambda s: json.dumps([scenario_field(s, v) for v in family.group_by]))
+        if groups.nunique() >= 2 and k >= 2:
+            return f"by {' x '.join(family.group_by)}, one source only", _deal(rows, groups, k)
     k = min(k, len(rows))
     if k < 2:
         return "none (one row)", []
@@ -306,11 +424,13 @@ def make_folds(rows: pd.DataFrame, k: int) -> tuple[str, list[set[str]]]:
 
 
 def cross_validate(rows: pd.DataFrame, spec: DeviceSpec, predict, k: int = 5, families=None,
-                   memo: dict | None = None, evaluate=None, preset=None) -> dict[str, dict]:
+                   memo: dict | None = None, evaluate=None, preset=None, present=None) -> dict[str, dict]:
     """Per family of ``evaluate`` (default: those fitted): held-out median |pred/meas - 1| with spec
     parameters (before) and with the ``families`` fitted on the other folds (after). Every fold
     refits all families, so a shared parameter never sees the held-out rows either."""
     memo = {} if memo is None else memo
+    reach = memo.setdefault("reach", {})
+    present = set(rows["family"]) if present is None else present
     spec_err = dict(zip(rows["id"], rel_err(log_errors(rows, spec, predict))))
     evaluate = evaluate or families
     out = {}
@@ -320,10 +440,12 @@ def cross_validate(rows: pd.DataFrame, spec: DeviceSpec, predict, k: int = 5, fa
         fr = rows[rows["family"] == fam.name]
         if fr.empty:
             continue
-        scheme, folds = make_folds(fr, k)
+        scheme, folds = make_folds(fr, k, fam)
         before, after, test_ids = [], [], []
+        needed = _needed(fam.name, families, rows, spec, predict, present, reach)
         for test in folds:
-            fit = calibrate_device(rows[~rows["id"].isin(test)], spec, predict, families, preset, memo=memo)
+            fit = calibrate_device(rows[~rows["id"].isin(test)], spec, predict, needed, preset, memo=memo,
+                                   present=present)
             t = fr[fr["id"].isin(test)]
             after += rel_err(log_errors(t, override(spec, fit.values), predict)).tolist()
             before += [spec_err[i] for i in t["id"]]
@@ -333,6 +455,46 @@ def cross_validate(rows: pd.DataFrame, spec: DeviceSpec, predict, k: int = 5, fa
                          "median_err_spec": _med(before), "median_err_calibrated": _med(after),
                          "held_out_rows": {i: [b, a] for i, b, a in zip(test_ids, before, after)}}
     return out
+
+
+def _reaches(target: str, source: str, rows: pd.DataFrame, spec: DeviceSpec, predict, present: set[str],
+             cache: dict) -> bool:
+    """Could the parameters family ``source`` may fit on this device move any prediction of family
+    ``target``'s rows? (Each doubled from its spec value; an exact structural zero, e.g. a host
+    cost per training kernel on a GEMM kernel row, says no.)"""
+    key = (spec.name, target, source)
+    if key not in cache:
+        cands = [n for n in FAMILY[source].params if n in PARAMS and n not in blocked(FAMILY[source], present, {})]
+        tr = rows[rows["family"] == target]
+        hit = False
+        if cands and len(tr):
+            base = log_errors(tr, spec, predict)
+            for n in cands:
+                x0 = current(spec, n)
+                x1 = x0 * 2 if x0 * 2 <= declared(n).hi and x0 != 0 else (x0 / 2 if x0 != 0 else
+                                                                            _scale(declared(n), x0) * 0.5)
+                d = log_errors(tr, override(spec, {n: x1}), predict) - base
+                if np.nanmax(np.abs(np.nan_to_num(d, nan=1.0)), initial=0.0) > 1e-9:
+                    hit = True
+                    break
+        cache[key] = hit
+    return cache[key]
+
+
+def _needed(name: str, families, rows, spec, predict, present, cache) -> list[str]:
+    """The families a cross-validation fold of family ``name`` must refit: every family fitted before
+    it (their values feed its fit), and a later one only where its parameters reach the held-out
+    rows, or reach the rows of another later family that is needed (its fit would change). Skipping
+    the rest changes no held-out prediction and saves refitting slow end-to-end families in every
+    kernel fold."""
+    order = [f.name for f in FAMILIES if (not families or f.name in families) and f.name in present]
+    pos = {f.name: i for i, f in enumerate(FAMILIES)}
+    needed = [g for g in order if pos[g] <= pos[name]]
+    later: list[str] = []
+    for g in reversed([g for g in order if pos[g] > pos[name]]):
+        if any(_reaches(h, g, rows, spec, predict, present, cache) for h in [name, *later]):
+            later.append(g)
+    return needed + sorted(later, key=pos.get)
 
 
 def _med(x) -> float | None:
@@ -351,9 +513,9 @@ def size_range(rows: pd.DataFrame, family: Family) -> dict[str, list[float]]:
     """[min, max] of each size variable of ``family`` over the rows' workloads (where present)."""
     seen: dict[str, list[float]] = {}
     for text in rows["scenario"]:
-        wl = json.loads(text).get("workload", {})
+        scen = json.loads(text)
         for var in family.sizes:
-            v = wl.get(var)
+            v = scenario_field(scen, var)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 seen.setdefault(var, []).append(float(v))
     return {var: [_sig(min(v)), _sig(max(v))] for var, v in seen.items()}
@@ -399,6 +561,11 @@ def build_profile(spec: DeviceSpec, rows: pd.DataFrame, fit: DeviceFit, cv: dict
         params[n] = {"value": _sig(v), "spec": _sig(current(spec, n)), "lo": p.lo,
                      "hi": p.hi if math.isfinite(p.hi) else None, "family": fam, "at_bound": at,
                      "meaning": p.meaning, "source_of_spec_value": spec.sources.get(f"efficiency.{n}", p.source)}
+        if n in HOST_SIDE:
+            srcs = fams.get(fam, {}).get("sources") or []
+            params[n]["scope"] = ("host: the CPU and software stack of the machine the rows ran on, not the GPU; "
+                                  f"fitted on {', '.join(srcs) or 'its family rows'}; applies to every scenario on "
+                                  f"{spec.name} with calibrated parameters (docs/calibration.md, host-side parameters)")
     used = rows[rows["family"].isin(list(fams))]
     return {
         "device": spec.name,
@@ -478,6 +645,7 @@ def calibrate(rows: pd.DataFrame, devices=None, families=None, folds: int = 5, o
     """Fit and write a profile per device with rows; return the summary (also what --json prints)."""
     predict = predict or predictor()
     fitted_fams = [f.name for f in FAMILIES if not families or f.name in families]
+    present_by_dev = rows.groupby("hardware")["family"].agg(lambda f: set(f) & set(FAMILY)).to_dict()
     rows = rows[rows["family"].isin(fitted_fams)]
     zoo = set(names("device"))
     wanted = sorted(set(devices or rows["hardware"].unique()))
@@ -492,7 +660,7 @@ def calibrate(rows: pd.DataFrame, devices=None, families=None, folds: int = 5, o
             continue
         spec = load_device(dev)
         kept, preset = _kept(Path(out) / f"{dev}.yaml", families)
-        fit, cv, rejected = _fit_gated(dr, spec, predict, fitted_fams, folds, preset)
+        fit, cv, rejected = _fit_gated(dr, spec, predict, fitted_fams, folds, preset, present_by_dev.get(dev))
         path = Path(out) / f"{dev}.yaml"
         if not fit.values and not kept.get("params"):
             log(f"{dev}: no parameter constrained by its rows; spec parameters kept (no profile)")
@@ -516,15 +684,15 @@ def calibrate(rows: pd.DataFrame, devices=None, families=None, folds: int = 5, o
     return summary
 
 
-def _fit_gated(rows, spec, predict, families: list[str], folds: int, preset):
+def _fit_gated(rows, spec, predict, families: list[str], folds: int, preset, present=None):
     """Fit, cross-validate, and drop the families whose fitted parameters predict their held-out
     rows worse than the spec values did; the rest are refitted and re-validated without them
     (one pass). Returns (fit, cv, rejected family -> the CV figures that rejected it)."""
     memo: dict = {}
-    fit = calibrate_device(rows, spec, predict, families, preset=preset, memo=memo)
+    fit = calibrate_device(rows, spec, predict, families, preset=preset, memo=memo, present=present)
     if folds < 2:
         return fit, {}, {}
-    cv = cross_validate(rows, spec, predict, folds, families, memo=memo, preset=preset)
+    cv = cross_validate(rows, spec, predict, folds, families, memo=memo, preset=preset, present=present)
     rejected = {f: {"median_err_spec": _sig(c["median_err_spec"]),
                     "median_err_calibrated": _sig(c["median_err_calibrated"]), "scheme": c["scheme"]}
                 for f, c in cv.items() if f in fit.fits and fit.fits[f].values
@@ -533,8 +701,9 @@ def _fit_gated(rows, spec, predict, families: list[str], folds: int, preset):
     if not rejected:
         return fit, cv, {}
     kept = [f for f in families if f not in rejected]
-    fit = calibrate_device(rows, spec, predict, kept, preset=preset, memo=memo)
-    cv = cross_validate(rows, spec, predict, folds, kept, memo=memo, evaluate=families, preset=preset)
+    fit = calibrate_device(rows, spec, predict, kept, preset=preset, memo=memo, present=present)
+    cv = cross_validate(rows, spec, predict, folds, kept, memo=memo, evaluate=families, preset=preset,
+                        present=present)
     return fit, cv, rejected
 
 
@@ -586,7 +755,8 @@ def markdown(summary: dict) -> str:
                 fitted = (f"rejected by CV ({pct(r['median_err_calibrated'])} vs {pct(r['median_err_spec'])}): "
                           "spec kept")
             else:
-                fitted = ", ".join(f"`{p}` {d['efficiency'][p]:.4g}" for p in d["families"].get(f, {}).get("params", []))
+                fitted = ", ".join(f"`{p}` {d['efficiency'][p]:.4g}{' (host side)' if p in HOST_SIDE else ''}"
+                                   for p in d["families"].get(f, {}).get("params", []))
             out.append(f"| {dev} | {f} | {c['rows']} | {c['sources']} | {c['scheme']} | "
                        f"{pct(c['median_err_spec'])} | {pct(c['median_err_calibrated'])} | {fitted or '-'} |")
     out += ["", "| family | CV scheme | devices | held-out rows | spec | calibrated |", "|---|---|---:|---:|---:|---:|"]
