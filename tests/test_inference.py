@@ -15,7 +15,7 @@ from sim.techniques.inference import InferenceIn, StepModel, make_plan, weight_b
 
 def run(hw="A100-SXM4-80GB", model="llama-2-7b", gpus=1, whatif=None, **wl):
     wl = {"kind": "inference", "batch": 1, "prompt_len": 128, "gen_len": 32, **wl}
-    s = {"hardware": hw, "model": model, "workload": wl}
+    s = {"hardware": hw, "model": model, "workload": wl, "parameters": "spec"}     # the declared defaults
     if gpus > 1:
         s["cluster"] = {"gpus": gpus}
     if whatif:

@@ -17,7 +17,7 @@ GPT = {"layers": 8, "hidden": 1024, "heads": 16, "ffn": 4096, "vocab": 51200, "n
 def scenario(gpus=8, **wl):
     w = {"kind": "training", "global_batch": 32, "micro_batch": 2, "seq_len": 2048, "precision": "bf16"}
     w.update(wl)
-    return {"hardware": "A100-SXM4-80GB", "host": "DGX-A100",
+    return {"hardware": "A100-SXM4-80GB", "host": "DGX-A100", "parameters": "spec",     # the declared defaults
             "cluster": {"gpus": gpus, "gpus_per_node": min(gpus, 8)}, "model": GPT, "workload": w}
 
 
