@@ -340,7 +340,7 @@ def calibrate_device(rows: pd.DataFrame, spec: DeviceSpec, predict, families=Non
     owner = {n: f for n, (_, f) in preset.items()}
     fits = {}
     for fam in FAMILIES:
-        if families and fam.name not in families:
+        if families is not None and fam.name not in families:       # [] fits nothing
             continue
         fr = rows[rows["family"] == fam.name]
         if fr.empty:
@@ -487,7 +487,7 @@ def _needed(name: str, families, rows, spec, predict, present, cache) -> list[st
     rows, or reach the rows of another later family that is needed (its fit would change). Skipping
     the rest changes no held-out prediction and saves refitting slow end-to-end families in every
     kernel fold."""
-    order = [f.name for f in FAMILIES if (not families or f.name in families) and f.name in present]
+    order = [f.name for f in FAMILIES if (families is None or f.name in families) and f.name in present]
     pos = {f.name: i for i, f in enumerate(FAMILIES)}
     needed = [g for g in order if pos[g] <= pos[name]]
     later: list[str] = []

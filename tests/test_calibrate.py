@@ -371,3 +371,12 @@ def test_fold_pruning_changes_no_held_out_prediction(monkeypatch):
     # the training fold refits host_dispatch_s on a held-out model shape and predicts it within noise
     assert full["training_single_node"]["scheme"] == "by hidden x layers, one source only"
     assert full["training_single_node"]["median_err_calibrated"] < 0.05 < full["training_single_node"]["median_err_spec"]
+
+
+def test_empty_family_list_fits_nothing():
+    """After the gate rejects every family, the second pass fits none (an empty list is not 'all')."""
+    rows = synthetic(TRUTH)
+    spec, predict = load_device(DEV), cal.predictor()
+    assert cal.calibrate_device(rows, spec, predict, []).values == {}
+    cv = cal.cross_validate(rows, spec, predict, k=2, families=[], evaluate=["memory"])
+    assert cv["memory"]["median_err_calibrated"] == pytest.approx(cv["memory"]["median_err_spec"])
