@@ -380,3 +380,17 @@ def test_empty_family_list_fits_nothing():
     assert cal.calibrate_device(rows, spec, predict, []).values == {}
     cv = cal.cross_validate(rows, spec, predict, k=2, families=[], evaluate=["memory"])
     assert cv["memory"]["median_err_calibrated"] == pytest.approx(cv["memory"]["median_err_spec"])
+
+
+def test_profile_with_host_side_parameter_loads_without_a_prediction_first(tmp_path):
+    """host_dispatch_s is declared by the training technique, not a cost module: a profile holding it
+    loads in a fresh interpreter that has predicted nothing yet."""
+    import subprocess
+    import sys
+    path = tmp_path / f"{DEV}.yaml"
+    path.write_text("efficiency:\n  host_dispatch_s: 3.0e-5\n")
+    code = ("from sim.hardware import load_device, with_calibration; "
+            f"print(with_calibration(load_device('{DEV}'), '{path}').efficiency['host_dispatch_s'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout) == pytest.approx(3.0e-5)

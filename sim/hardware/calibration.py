@@ -29,6 +29,8 @@ def _checked_efficiency(data: dict, path: Path, required: bool = True) -> dict:
     if not isinstance(fitted, dict):
         raise InputError(str(path), "efficiency", "expected a mapping of parameter name -> value")
     _load_modules()
+    if any(k not in PARAMS for k in fitted):
+        import sim.techniques  # noqa: F401  (host-side parameters, e.g. host_dispatch_s, are declared there)
     for k, v in fitted.items():
         if k not in PARAMS:
             raise InputError(str(path), f"efficiency.{k}", "not a declared efficiency parameter (sim.cost.efficiency)")
