@@ -156,8 +156,9 @@ def override(device: DeviceSpec, values: dict[str, float]) -> DeviceSpec:
 def predictor():
     """``fn(row, device) -> predicted value`` in the row's metric: the validator's own per-row
     prediction with the device replaced by ``device`` (spec parameters, no profile applied)."""
-    import sim.techniques  # noqa: F401  (declares the host-side parameters the end-to-end families fit)
     from analysis.validate import predict_row
+    from sim.cost.efficiency import declare_all
+    declare_all()                          # host-side parameters the end-to-end families fit
     return lambda row, device: predict_row(row, device=device)
 
 

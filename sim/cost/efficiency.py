@@ -33,6 +33,16 @@ def param(name: str, default: float, meaning: str, source: str, lo: float = 0.0,
     return PARAMS[name]
 
 
+def declare_all() -> dict[str, Param]:
+    """Every declared parameter: imports the modules that declare them (the cost modules, and the
+    technique modules for host-side ones such as host_dispatch_s), so a lookup by name never depends
+    on what happened to be imported before."""
+    import sim.techniques  # noqa: F401  (technique modules declare the host-side parameters)
+    from sim.cost import _load_modules
+    _load_modules()
+    return PARAMS
+
+
 def eff(spec: DeviceSpec | HostSpec, name: str) -> float:
     """The value of parameter ``name`` for a device or host spec: its override if any, else the default."""
     if name not in PARAMS:

@@ -23,14 +23,11 @@ def calibration_file(name: str) -> Path:
 def _checked_efficiency(data: dict, path: Path, required: bool = True) -> dict:
     """The profile's ``efficiency`` mapping; every name must be a declared parameter and every
     value inside its declared bounds (a misspelt or out-of-range entry is an error, never ignored)."""
-    from sim.cost import _load_modules
-    from sim.cost.efficiency import PARAMS
+    from sim.cost.efficiency import declare_all
     fitted = data.get("efficiency", None if required else {})
     if not isinstance(fitted, dict):
         raise InputError(str(path), "efficiency", "expected a mapping of parameter name -> value")
-    _load_modules()
-    if any(k not in PARAMS for k in fitted):
-        import sim.techniques  # noqa: F401  (host-side parameters, e.g. host_dispatch_s, are declared there)
+    PARAMS = declare_all()
     for k, v in fitted.items():
         if k not in PARAMS:
             raise InputError(str(path), f"efficiency.{k}", "not a declared efficiency parameter (sim.cost.efficiency)")
