@@ -73,6 +73,12 @@ class Transfer:
     bytes: float
     pinned: bool = True
     name: str = "transfer"
+    # NVMe legs only: request size and pattern (None = large streaming requests, bandwidth-bound),
+    # requests in flight over all threads, and GPUDirect Storage (NVMe DMA to/from GPU memory).
+    pattern: str = "sequential"      # sequential | random
+    block_bytes: float | None = None
+    queue_depth: int = 1
+    gds: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,21 @@ plus the slowest stage: PCIe between GPU and host (the slower of the device's an
 generation, the fewer of their lanes), the NVMe drives (all drives striped), host DRAM (every
 stage that lands in or leaves host memory), and for pageable host memory the CPU copy into the
 driver's pinned staging buffer. NVMe <-> GPU goes through a pinned bounce buffer in host memory
-(as DeepSpeed's AIO path does); GPUDirect Storage (NVMe DMA straight into GPU memory) is not
-modelled.
+(as DeepSpeed's AIO path does) unless the op asks for GPUDirect Storage (``gds``): then the drives
+DMA straight into or out of GPU memory over the GPU's PCIe link and host DRAM is not touched.
+
+Small requests (``block_bytes``, any ``pattern``) are bounded by the drives' command rate as well as
+their bandwidth: by Little's law, ``q`` requests in flight, each taking the drive's queue-depth-1
+latency ``L`` (1 / the datasheet's QD1 IOPS), complete at ``q / L`` per second, until the drives'
+rated high-depth IOPS caps them. A RAID0 of ``k`` drives spreads requests over all of them, so the
+cap and the bandwidth scale by ``k`` while the QD1 latency does not; host DRAM bounds the sum.
 
 Host-side parameters (DRAM, staging copy, NVMe) are read from the host spec, so host probes can
 calibrate them; PCIe and copy start-up from the device spec.
 """
 from __future__ import annotations
+
+import math
 
 from sim.cost import OpCost, pricer
 from sim.cost.collective import pcie_path_Bps
@@ -20,6 +28,8 @@ from sim.hardware.system import System
 from sim.ops import Transfer
 
 TIERS = ("hbm", "host", "nvme")
+PATTERNS = ("sequential", "random")
+DATASHEET_BLOCK = 4096          # the request size vendors rate random IOPS at (4 KiB)
 
 param("pcie_h2d_efficiency", 64 / (64 + 20),
       "payload share of host-to-device DMA: the GPU reads host memory and the root complex returns "
@@ -54,6 +64,10 @@ param("nvme_latency_s", 100e-6,
       "fixed latency of the first NVMe read or write of a transfer",
       "TLC NAND page read time tR is ~50-100 us (flash datasheets), plus controller and kernel "
       "block-layer time", lo=0.0, hi=1e-2)
+param("nvme_iops_efficiency", 1.0,
+      "achievable fraction of the drives' rated high-queue-depth random IOPS",
+      "vendors rate IOPS with fio/IOMeter at QD32 over several threads on a fresh drive, which a deep "
+      "libaio/io_uring workload reproduces; 1.0 until calibration on measured runs", lo=0.05, hi=1.0)
 
 
 def capacity(system: System, tier: str) -> float:
@@ -72,6 +86,8 @@ def price(op: Transfer, system: System) -> OpCost:
         raise ValueError(f"{src} -> {dst} is not a transfer between tiers (a device copy is a 'memory' op)")
     if "nvme" in (src, dst) and (h.nvme_read_Bps <= 0 or h.nvme_write_Bps <= 0):
         raise ValueError(f"host {h.name} has no NVMe drives")
+    _check_request_fields(op, h)
+    gds = op.gds
 
     terms: dict[str, float] = {}
     moved: dict[str, float] = {}
@@ -80,29 +96,44 @@ def price(op: Transfer, system: System) -> OpCost:
     notes = []
     if "hbm" in (src, dst):                      # the PCIe leg between GPU and host memory
         h2d = dst == "hbm"
-        e = eff(d, "pcie_h2d_efficiency" if h2d else "pcie_efficiency")
+        # GDS: the drive is the DMA master and writes GPU memory with posted writes (read) or reads it
+        # and gets the GPU's completions (write): no root-port 64-B completion split either way
+        e = eff(d, "pcie_h2d_efficiency" if h2d and not gds else "pcie_efficiency")
         raw = pcie_path_Bps(system)
         terms["pcie"] = S / (raw * e)
         moved["pcie"] = S
         latency += eff(d, "transfer_latency_s")
-        dram_bytes += S                          # DMA reads (H2D) or writes (D2H) host memory once
+        if not gds:
+            dram_bytes += S                      # DMA reads (H2D) or writes (D2H) host memory once
         notes.append(f"PCIe Gen{min(d.pcie.generation, h.pcie_generation)} "
                      f"x{min(d.pcie.lanes, h.pcie_lanes_per_gpu)}: {raw / 1e9:.3g} GB/s raw, "
                      f"{raw * e / 1e9:.3g} GB/s achievable {'host-to-device' if h2d else 'device-to-host'}")
-        if not op.pinned:                        # CPU copy through the driver's pinned staging buffer
+        if not op.pinned and not gds:            # CPU copy through the driver's pinned staging buffer
             terms["cpu"] = S / eff(h, "pageable_staging_Bps")
             dram_bytes += 2 * S                  # the staging copy reads and writes host memory
             notes.append("pageable: staged through a pinned buffer by one CPU thread, pipelined with the DMA")
     if "nvme" in (src, dst):
-        if src == "nvme":
-            terms["nvme_read"] = S / (h.nvme_read_Bps * eff(h, "nvme_read_efficiency"))
-        else:
-            terms["nvme_write"] = S / (h.nvme_write_Bps * eff(h, "nvme_write_efficiency"))
+        read = src == "nvme"
+        leg = "nvme_read" if read else "nvme_write"
+        seq_Bps = (h.nvme_read_Bps * eff(h, "nvme_read_efficiency") if read
+                   else h.nvme_write_Bps * eff(h, "nvme_write_efficiency"))
+        terms[leg] = S / seq_Bps
         moved["nvme"] = S
-        latency += eff(h, "nvme_latency_s")
-        dram_bytes += S                          # the drives DMA into / out of host memory
-        if "hbm" in (src, dst):
-            notes.append("NVMe <-> GPU through a pinned bounce buffer in host memory (GPUDirect Storage not modelled)")
+        if op.block_bytes is None:               # large streaming requests: bandwidth and a first-read latency
+            latency += eff(h, "nvme_latency_s")
+        else:
+            lat, term, note = _request_bound(op, h, read, S)
+            latency += lat
+            terms["nvme_iops"] = term
+            notes.append(note)
+        if gds:
+            notes.append("GPUDirect Storage: the drives DMA straight to/from GPU memory over its PCIe link; "
+                         "host DRAM untouched")
+        else:
+            dram_bytes += S                      # the drives DMA into / out of host memory
+            if "hbm" in (src, dst):
+                notes.append("NVMe <-> GPU through a pinned bounce buffer in host memory, pipelined "
+                             "with the PCIe copy")
     if src == dst == "host":
         dram_bytes += 2 * S                      # a copy reads and writes every byte
     terms["dram_bandwidth"] = dram_bytes / (h.dram_Bps * eff(h, "dram_efficiency"))
@@ -115,16 +146,75 @@ def price(op: Transfer, system: System) -> OpCost:
     terms["latency"] = latency
     detail = {"src": src, "dst": dst, "pinned": op.pinned, "path": notes,
               "explanation": _explain(bound, S, terms, t, latency)}
+    if gds:
+        detail["gds"] = True
+    if op.block_bytes is not None:
+        detail["request"] = {"pattern": op.pattern, "block_bytes": op.block_bytes, "queue_depth": op.queue_depth}
     return OpCost(t, bound, 0.0, moved, terms, detail)
 
 
 _WHAT = {"pcie": "PCIe", "nvme_read": "NVMe read", "nvme_write": "NVMe write",
+         "nvme_iops": "NVMe command rate (IOPS)",
          "dram_bandwidth": "host DRAM", "cpu": "pageable staging copy (one CPU thread)"}
 
 
 def _explain(bound, S, terms, t, latency) -> str:
     if bound == "latency":
         return f"latency-bound: {latency * 1e6:.3g} us of fixed start-up cost against {S:.3g} bytes"
+    if bound == "nvme_iops":
+        return (f"NVMe command-rate-bound (IOPS x request size below the drives' bandwidth): {S:.3g} bytes at "
+                f"{S / t / 1e9:.3g} GB/s overall, the first wave's {latency * 1e6:.3g} us latency included")
     rate = S / terms[bound]
     return (f"{_WHAT[bound]}-bound: {S:.3g} bytes at {rate / 1e9:.3g} GB/s effective for this stage, "
             f"plus {latency * 1e6:.3g} us start-up")
+
+
+def _check_request_fields(op: Transfer, h) -> None:
+    """Request-size fields describe NVMe requests; refuse them where they mean nothing."""
+    if op.pattern not in PATTERNS:
+        raise ValueError(f"pattern: got {op.pattern!r}; expected one of {PATTERNS}")
+    if op.block_bytes is not None and not op.block_bytes > 0:
+        raise ValueError(f"block_bytes: got {op.block_bytes!r}; expected a request size > 0 bytes")
+    if op.queue_depth < 1:
+        raise ValueError(f"queue_depth: got {op.queue_depth!r}; expected >= 1 request in flight")
+    nvme = "nvme" in (op.src, op.dst)
+    if (op.block_bytes is not None or op.pattern == "random") and not nvme:
+        raise ValueError("block_bytes/pattern: request sizes are modelled for NVMe legs only")
+    if op.pattern == "random" and op.block_bytes is None:
+        raise ValueError("block_bytes: a random pattern needs its request size")
+    if op.gds and {op.src, op.dst} != {"nvme", "hbm"}:
+        raise ValueError(f"gds: GPUDirect Storage moves between nvme and hbm, not {op.src} -> {op.dst}")
+    if op.block_bytes is not None:
+        rw = "read" if op.src == "nvme" else "write"
+        for f in (f"random_{rw}_iops_per_drive", f"random_{rw}_iops_qd1_per_drive"):
+            if getattr(h.nvme, f) is None:
+                raise ValueError(f"block_bytes: host {h.name} gives no nvme.{f}; small requests need the "
+                                 f"drive's IOPS figures")
+
+
+def _request_bound(op: Transfer, h, read: bool, S: float) -> tuple[float, float, str]:
+    """(start-up latency, command-rate term, note) for ``S`` bytes in requests of ``block_bytes``.
+
+    One request at queue depth 1 takes L = 1/IOPS_QD1 (the datasheet's 4 KiB figure) plus the bytes
+    beyond 4 KiB at the drive's sequential rate. With q requests in flight Little's law gives q/L
+    completions per second; the drives' rated IOPS (x drives for RAID0) caps that. The first wave of
+    requests costs one latency L (the start-up); the remaining N - q requests are paced by the rate.
+    """
+    n = h.nvme
+    rw = "read" if read else "write"
+    per_drive_Bps = (n.read_gbps_per_drive if read else n.write_gbps_per_drive) * 1e9
+    b = float(op.block_bytes)
+    L = 1.0 / getattr(n, f"random_{rw}_iops_qd1_per_drive") + max(0.0, b - DATASHEET_BLOCK) / per_drive_Bps
+    N = math.ceil(S / b)
+    q = min(op.queue_depth, N)
+    little = q / L
+    cap = n.drives * getattr(n, f"random_{rw}_iops_per_drive") * eff(h, "nvme_iops_efficiency")
+    iops = min(little, cap)
+    which = "Little's law, q / L" if little < cap else f"the {n.drives} drive(s)' rated IOPS"
+    note = (f"{op.pattern} {b:.6g}-byte {rw}s, {op.queue_depth} in flight: L = {L * 1e6:.3g} us per request "
+            f"(1/QD1 IOPS), {iops:.4g} IOPS from {which} = {iops * b / 1e9:.3g} GB/s, against "
+            f"{n.drives} x {per_drive_Bps / 1e9:.3g} GB/s sequential")
+    if op.pattern == "sequential":
+        note += ("; sequential small requests priced with the random-IOPS figures (the only per-command "
+                 "figures datasheets print; drive read-ahead makes them conservative at low depth)")
+    return L, (N - q) / iops, note

@@ -129,11 +129,25 @@ class DRAM(_Strict):
     bandwidth_gbps: float = Field(gt=0, description="peak host memory bandwidth, all channels, GB/s")
 
 
+NVME_OPTIONAL = ("random_read_iops_per_drive", "random_write_iops_per_drive",
+                 "random_read_iops_qd1_per_drive", "random_write_iops_qd1_per_drive")
+
+
 class NVMe(_Strict):
     drives: int = Field(ge=0)
     capacity_tb_per_drive: float = Field(ge=0)
     read_gbps_per_drive: float = Field(ge=0, description="sequential read, GB/s")
     write_gbps_per_drive: float = Field(ge=0, description="sequential write, GB/s")
+    # Optional per-command figures of one drive (datasheet 4 KiB random IOPS): without them only large
+    # streaming transfers can be priced. Each one present needs its own source, ``sources['nvme.<field>']``.
+    random_read_iops_per_drive: float | None = Field(
+        default=None, gt=0, description="4 KiB random read IOPS at the vendor's high rated queue depth")
+    random_write_iops_per_drive: float | None = Field(
+        default=None, gt=0, description="4 KiB random write IOPS at the vendor's high rated queue depth")
+    random_read_iops_qd1_per_drive: float | None = Field(
+        default=None, gt=0, description="4 KiB random read IOPS at queue depth 1 (= 1 / per-request latency)")
+    random_write_iops_qd1_per_drive: float | None = Field(
+        default=None, gt=0, description="4 KiB random write IOPS at queue depth 1 (= 1 / per-request latency)")
 
 
 class HostSpec(_Strict):
@@ -157,6 +171,7 @@ class HostSpec(_Strict):
     def _check(self):
         figures = ["gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "network_gbps_per_gpu", "nvme"]
         figures += [f"efficiency.{k}" for k in self.efficiency]
+        figures += [f"nvme.{k}" for k in NVME_OPTIONAL if getattr(self.nvme, k) is not None]
         missing = [k for k in figures if k not in self.sources]
         if missing:
             raise ValueError(f"sources: no source given for {missing}; every figure needs one")

@@ -79,6 +79,12 @@ class TransferIn(_Workload):
     dst: Literal["hbm", "host", "nvme"]
     bytes: float = Field(gt=0)
     pinned: bool = True
+    # NVMe request shape (optional; default: large streaming requests, bandwidth-bound)
+    pattern: Literal["sequential", "random"] = "sequential"
+    block_bytes: float | None = Field(default=None, gt=0, description="bytes per NVMe request (fio --bs)")
+    queue_depth: int = Field(default=1, ge=1, description="NVMe requests in flight over all threads "
+                                                          "(fio numjobs x iodepth)")
+    gds: bool = Field(default=False, description="GPUDirect Storage: NVMe <-> GPU without a host bounce buffer")
 
 
 # ------------------------------------------------------------------ shared helpers
@@ -292,8 +298,20 @@ def predict_transfer(w: TransferIn, system, model=None) -> Prediction:
     if "nvme" in (w.src, w.dst) and h.nvme_bytes <= 0:
         field = "workload.src" if w.src == "nvme" else "workload.dst"
         raise InputError(WHERE, field, f"host {h.name} has no NVMe drives")
-    op = Transfer(w.src, w.dst, w.bytes, w.pinned)
-    oc = _price(op, system, "workload")
+    nvme = "nvme" in (w.src, w.dst)
+    if (w.block_bytes is not None or w.pattern == "random") and not nvme:
+        field = "workload.block_bytes" if w.block_bytes is not None else "workload.pattern"
+        raise InputError(WHERE, field, "request sizes and patterns are modelled for NVMe transfers only; "
+                         f"got {w.src} -> {w.dst}")
+    if w.pattern == "random" and w.block_bytes is None:
+        raise InputError(WHERE, "workload.block_bytes", "missing; a random pattern needs its request size "
+                         "in bytes (e.g. 4096)")
+    if w.gds and {w.src, w.dst} != {"nvme", "hbm"}:
+        raise InputError(WHERE, "workload.gds", f"GPUDirect Storage moves between nvme and hbm; got "
+                         f"{w.src} -> {w.dst}")
+    op = Transfer(w.src, w.dst, w.bytes, w.pinned, pattern=w.pattern, block_bytes=w.block_bytes,
+                  queue_depth=w.queue_depth, gds=w.gds)
+    oc = _price(op, system, "workload.block_bytes" if w.block_bytes is not None else "workload")
     need = {"hbm": 0.0, "host": 0.0, "nvme": 0.0}
     for tier in (w.src, w.dst):
         need[tier] += w.bytes
