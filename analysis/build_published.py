@@ -319,6 +319,59 @@ def _transfer(r, p, notes, dev):
     return "transfer", wl, "gbps", float(value), None, {"host": host}
 
 
+# NVMe rows: reference hardware text -> (device, host, note). Their transfers touch the GPU only on an hbm leg.
+STORAGE_HOSTS = {
+    "Azure NC96ads_A100_v4 (A100-80GB, 4x NVMe RAID0, 13 GB/s theoretical read)":
+        ("A100-PCIe-80GB", "NC96ads-A100-v4", "host NC96ads-A100-v4: four local NVMe disks in RAID0 (13 GB/s "
+                                              "read); its A100 80GB is the PCIe card"),
+    "Samsung SSD 980 PRO 2TB (PCIe 4.0 NVMe, consumer)":
+        ("RTX-4090", "Gen4-desktop-980PRO", "host Gen4-desktop-980PRO (one Samsung 980 PRO 2 TB); the box's GPU "
+                                            "is not stated and an NVMe <-> host transfer does not touch it "
+                                            "(RTX 4090 named as a Gen4 consumer card)"),
+}
+
+
+def _storage(r, notes):
+    """An NVMe I/O row -> a transfer scenario in the 'nvme' family, bandwidth in GB/s ('storage' is the
+    family of `gpusim bench` host probes, which calibrate a probed host rather than validate)."""
+    dev, host, note = STORAGE_HOSTS[r["hardware"]]
+    notes.append(note)
+    wl, value = (_fio_scan if r["hardware"].startswith("Samsung") else _deepnvme)(r, notes)
+    if r["notes"]:
+        notes.append(f"reference note: {r['notes']}")
+    return "nvme", {"hardware": dev, "host": host, "workload": wl}, None, "gbps", value, notes
+
+
+def _fio_scan(r, notes):
+    """ml-engineering's storage/fio-scan: --readwrite=read|write (sequential) --blocksize=4k --iodepth=64
+    --numjobs=16 --direct=1 --filesize=16k|1m|1g --time_based --runtime=3m."""
+    p = dict(re.fullmatch(r"(file size|op) (\w+)", x.strip()).groups() for x in r["params"].split(";"))
+    src, dst = ("nvme", "host") if p["op"] == "read" else ("host", "nvme")
+    notes += ["fio-scan (storage/fio-scan in the source repo): sequential (--readwrite=read/write), 4 KiB direct "
+              "I/O, 16 jobs x iodepth 64 = 1024 requests in flight",
+              f"3-minute time-based run: a steady-state rate, so bytes = 16 GiB (start-up negligible); each job "
+              f"cycles over its own {p['file size']} file, a span the model does not see",
+              f"{r['value']} MiB/s converted to GB/s (x 2^20 / 1e9)"]
+    wl = {"kind": "transfer", "src": src, "dst": dst, "bytes": 16 * 2 ** 30, "pinned": True,
+          "pattern": "sequential", "block_bytes": 4096, "queue_depth": 16 * 64}
+    return wl, float(r["value"]) * 2 ** 20 / 1e9
+
+
+def _deepnvme(r, notes):
+    """DeepSpeed's DeepNVMe microbenchmarks: 1 GB between NVMe (RAID0 of 4) and CPU or GPU memory."""
+    metric = r["metric"]
+    src, dst = {"CPU->NVMe": ("host", "nvme"), "NVMe->GPU": ("nvme", "hbm"),
+                "GPU->NVMe": ("hbm", "nvme")}[metric.split()[0]]
+    wl = {"kind": "transfer", "src": src, "dst": dst, "bytes": 2 ** 30, "pinned": True}
+    path = "CPU buffer"
+    if "hbm" in (src, dst):
+        wl["gds"] = "(GDS)" in metric
+        path = "GPUDirect Storage" if wl["gds"] else "bounce buffer in pinned host memory (no GDS)"
+    notes += [f"DeepNVMe microbenchmark, '1GB' taken as 1 GiB in large requests (bandwidth-bound); {path}",
+              "the blog's maximum over its runs"]
+    return wl, float(r["value"])
+
+
 def map_kernel(r: dict):
     """One kernel_measurements row -> (family, scenario, baseline, metric, value, notes)."""
     cat = r["category"]
@@ -327,11 +380,7 @@ def map_kernel(r: dict):
     if cat == "memory latency":
         raise Unmapped("latency in clock cycles: no scenario metric (the model predicts bandwidths and times)")
     if cat == "NVMe I/O":
-        if r["hardware"].startswith("Samsung"):
-            raise Unmapped("4 KiB random-block fio on a consumer SSD: an IOPS test of a drive not in the "
-                           "host zoo")
-        raise Unmapped("host Azure NC96ads_A100_v4 (4-drive NVMe RAID0) is not in the host zoo; its NVMe "
-                       "figures would come from a stand-in host")
+        return _storage(r, notes)
     if cat.startswith("weight-only GEMV"):
         raise Unmapped("vendor-stated expected speedup for a GPU family, not one measured shape")
     if cat.startswith("mixed-input GEMM (W6A16)"):
@@ -704,6 +753,18 @@ def _zero_inference(r, notes):
     return "offload", scen, None, "tokens_per_s", float(r["value"])
 
 
+def _deepnvme_inference(r, notes):
+    """DeepNVMe blog, Figure 3: Llama-3-70B on one A100 with every weight streamed from the RAID0 of 4 NVMe."""
+    prompt, gen = _lens(r["seq_len"])
+    notes += ["host NC96ads-A100-v4 (4 local NVMe disks in RAID0, 13 GB/s read); A100 80GB PCIe",
+              f"all fp16 weights offloaded to NVMe and streamed per layer; KV cache assumed on the GPU (it fits); "
+              f"prompt {prompt}, generate {gen} tokens",
+              "DeepNVMe with GDS: NVMe reads go straight to the GPU (offload gds: true)"]
+    scen = _inference("A100-PCIe-80GB", "llama-3-70b", int(r["global_batch"]), prompt, gen, "fp16", "fp16",
+                      host="NC96ads-A100-v4", offload={"weights": "nvme", "kv_cache": "none", "gds": True})
+    return "offload", scen, None, "tokens_per_s", float(r["value"])
+
+
 def _flexgen(r, notes):
     tier = re.search(r"lowest offload tier: (\w+)", r["parallelism"]).group(1)
     w = kv = "int4" if r["precision"].startswith("4-bit") else "fp16"
@@ -767,7 +828,6 @@ E2E_UNMAPPED = {
     "E0066": "aggregate PFLOP/s of an unspecified 100B+ model and layout",
     "E0068": "effective throughput under a latency SLA: not a predicted metric",
     "E0070": "effective throughput of 16 load-balanced replicas under an SLA: not a predicted metric",
-    "E0071": "host Azure NC96ads_A100_v4 (4-drive NVMe RAID0) is not in the host zoo",
     "E0072": "request lengths 'various': no scenario",
     "E0154": "3D layout and FLOP-counting convention not in the row (secondary quote)",
     "E0155": "parallel layout, batch and sequence length not in the row",
@@ -825,6 +885,8 @@ def map_e2e(r: dict):
         out = _megatron_core(r, notes)
     elif fw.startswith("FlashAttention repo"):
         out = _fa_gpt(r, notes)
+    elif fw.startswith("ZeRO-Inference + DeepNVMe"):
+        out = _deepnvme_inference(r, notes)
     elif fw.startswith("ZeRO-Inference (full") and r["num_gpus"] == "4":
         raise Unmapped("layer fetch partitioned over 4 GPUs then all-gathered: not expressible")
     elif fw.startswith("ZeRO-Inference"):
