@@ -50,9 +50,16 @@ param("train_microbatch_overhead_s", 3e-4,
       "physical reasoning: Megatron get_batch broadcasts tokens, labels, masks (3-4 small collectives "
       "~20-40 us each) plus ~20 small ops at ~10 us", lo=0.0, hi=0.01)
 param("dp_bucket_params", 4e7,
-      "gradient elements per data-parallel bucket when the reduction overlaps backward",
+      "gradient elements per data-parallel bucket when the reduction overlaps backward (the floor; larger "
+      "groups take dp_bucket_params_per_rank x ranks)",
       "Megatron-Core DistributedDataParallel default bucket_size = max(40M, 1M x dp) parameters "
       "(megatron/core/distributed/distributed_data_parallel.py)", lo=1e5, hi=1e10)
+param("dp_bucket_params_per_rank", 1e6,
+      "gradient elements per data-parallel bucket per rank of the group: large groups take larger buckets "
+      "so that each ring step's chunk stays bandwidth-bound",
+      "Megatron-Core DistributedDataParallel default bucket_size = max(40M, 1M x dp) parameters; its "
+      "comment: larger DP sizes need larger buckets for NCCL ring chunks to stay bandwidth- rather than "
+      "latency-bound (megatron/core/distributed/distributed_data_parallel.py)", lo=0.0, hi=1e9)
 
 # ---- pricing with a cache: sweeps price the same op shapes over and over --------------------------
 _CACHE: dict = {}
@@ -286,7 +293,7 @@ def _optimizer_gpu(n: float, wl, system) -> float:
     if n <= 0 or wl.optimizer == "zo":
         return 0.0
     w_B = 4.0 if wl.precision in ("fp32", "tf32") else 2.0
-    g_B = w_B
+    g_B = grad_bytes(wl)
     st = optimizer_bytes_per_param(wl.optimizer, wl.precision)
     flops = off.ADAM_FLOPS_PER_PARAM if wl.optimizer == "adam" else off.SGD_FLOPS_PER_PARAM
     upd = Elementwise(bytes_read=n * (st + g_B), bytes_written=n * (st + w_B), flops=flops * n, name="optimizer")
@@ -340,19 +347,34 @@ def weight_bytes(precision: str) -> float:
     return 4.0 if precision in ("fp32", "tf32") else 2.0
 
 
+def grad_bytes(wl) -> float:
+    """Bytes of a gradient as the data-parallel reduction and the optimizer see it: the weight's width, or
+    4 when a 16-bit run accumulates and reduces gradients in fp32 (``parallel.grad_reduce_in_fp32``:
+    Megatron-LM's accumulate_allreduce_grads_in_fp32, forced for bf16 by megatron/training/arguments.py);
+    0 for zeroth-order training, which has no gradients."""
+    if wl.optimizer == "zo":
+        return 0.0
+    return 4.0 if getattr(wl.parallel, "grad_reduce_in_fp32", False) else weight_bytes(wl.precision)
+
+
+def dp_bucket(system, shard: int) -> float:
+    """Gradient elements per overlapped data-parallel bucket: max(floor, per-rank x ranks) (Megatron-Core)."""
+    return max(eff(system.device, "dp_bucket_params"), eff(system.device, "dp_bucket_params_per_rank") * shard)
+
+
 def stage_terms(wl, system, model, L: Layout) -> list[tuple]:
     """Per pipeline stage: (data-parallel buckets after the last backward, seconds per bucket, GPU
     optimizer step, ZeRO-1/2 parameter all-gather, this GPU's ZeRO partition of parameters).
     Stages with the same layer count and role price the same; cached across configurations."""
     P, O = wl.parallel, wl.offload
     w_B = weight_bytes(wl.precision)
-    g_B = 0.0 if wl.optimizer == "zo" else w_B
+    g_B = grad_bytes(wl)
     dp_sys = group(system, L, "dp")[1]
-    bucket = eff(system.device, "dp_bucket_params")
+    bucket = dp_bucket(system, L.shard)
     layers = stage_layers(model.layers, L.pp)
     per_type: dict = {}
     dp_key = (system_key(system), model, L.tp, L.ep, L.pp, L.dp, L.sp, L.zero, P.overlap_grad_reduce, wl.optimizer,
-              wl.precision, O.optimizer)
+              wl.precision, O.optimizer, g_B)
     if len(_STAGE_CACHE) > 100_000:
         _STAGE_CACHE.clear()
     out = []
@@ -419,7 +441,7 @@ def layerwise_terms(wl, system, model, L: Layout, act_bytes: float, n_local_max:
     and MeZO's perturbation passes: (legs, host, zo)."""
     O = wl.offload
     w_B = weight_bytes(wl.precision)
-    g_B = 0.0 if wl.optimizer == "zo" else w_B
+    g_B = grad_bytes(wl)
     dp_sys = group(system, L, "dp")[1]
     gpn = min(system.cluster.gpus_per_node, L.gpus)
     pr = (lambda op: price(op, system))

@@ -39,6 +39,10 @@ class ParallelIn(BaseModel):
                                                              "adjacent GEMMs (Megatron-Core/TE userbuffers, MegaScale)")
     overlap_param_gather: bool = Field(default=False, description="ZeRO-1/2 parameter all-gather hidden "
                                                                   "behind the next forward (Megatron-Core)")
+    grad_reduce_in_fp32: bool = Field(default=False, description="16-bit runs accumulate and reduce "
+                                                                 "gradients over data parallelism in fp32 (4 bytes "
+                                                                 "per gradient on the wire; Megatron-LM forces it "
+                                                                 "for bf16)")
 
 
 class OffloadIn(BaseModel):

@@ -280,7 +280,7 @@ LAYER_KEY = ("micro_batch", "seq_len", "precision", "attn_impl", "dropout", "rec
              "parallel.tp", "parallel.sp", "parallel.sp_mode", "parallel.sequence_parallel", "parallel.ep",
              "parallel.tp_comm_overlap")
 STAGE_KEY = ("parallel.tp", "parallel.ep", "parallel.pp", "parallel.dp", "parallel.sp", "parallel.zero",
-             "parallel.overlap_grad_reduce", "optimizer", "precision", "offload.optimizer")
+             "parallel.overlap_grad_reduce", "optimizer", "precision", "offload.optimizer", "parallel.grad_reduce_in_fp32")
 LY = ("f", "b", "fwd_compute", "bwd_compute", "recompute", "tp_comm", "sp_comm", "ep_comm", "host_bound_s",
       "act_bytes", "act_working")
 ENDS = ("emb_f", "emb_b", "head_f", "head_b")
@@ -471,7 +471,7 @@ def _array_path(c: dict, system, model, memory: bool, codes=None) -> tuple[dict,
         act_B = np.where(O["activations"] != "none", ly["act_bytes"], -1.0)
         keys = ["parallel.tp", "parallel.ep", "parallel.dp", "parallel.sp", "parallel.zero", "precision", "optimizer",
                 "offload.optimizer", "offload.params", "offload.activations", "offload.delayed_param_update",
-                "offload.overlap_optimizer_step", act_B[R], nl_max[R]]
+                "offload.overlap_optimizer_step", "parallel.grad_reduce_in_fp32", act_B[R], nl_max[R]]
         sub = bt.subset(R)
         first, inv = sub.groups(*keys)
         aR, nR = act_B[R], nl_max[R]
