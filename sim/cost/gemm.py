@@ -252,6 +252,133 @@ def _tile_candidate(op: Gemm, dev: DeviceSpec, wf: WeightFormat, Tm: int, Tn: in
                 dequant_s=t_dq, compulsory=batch * (A + B + C))
 
 
+# ---- unstructured sparsity: Flash-LLM's SpMM kernel ---------------------------------------------------
+# Structural constants of the modelled kernel (AlibabaResearch/flash-llm, csrc/TilingConfig.h, SpMM_API.cu,
+# SpMM_Kernel.cuh). Flash-LLM computes W[M,K] x X[K,N] with the weight rows (our n) along the CTA's M tile
+# and the tokens (our m) along its N tile; the tile is chosen by the token count, not searched.
+SPARSE_TK = 64                 # TILE_K = MMA_K x BLOCK_K_TENSORS = 16 x 4
+SPARSE_WARPS = 4               # BLOCK_ROW_WARPS x BLOCK_COL_WARPS = 4 in every dispatched TilingConfig
+SPARSE_SMEM_BUFFERS = 2        # double buffer: one tile computed while the next is loaded
+SPARSE_PARTIAL_BYTES = 2       # split-K partials are fp16 (Reduction_Workspace is half*)
+
+
+def sparse_tiling(m: int) -> tuple[int, int, int, int]:
+    """(Tm tokens, Tn weight rows, warps along the weight rows, MMA token columns) of the TilingConfig
+    that SpMM_SplitK_API dispatches for m tokens: <4,1,1> (256 x 16; its N=8 variant issues half the
+    MMAs), <4,1,2> (256 x 32), <2,2,2> (128 x 64), <2,2,4> (128 x 128) above 64 tokens."""
+    if m <= 16:
+        return 16, 256, 4, (8 if m <= 8 else 16)
+    if m <= 32:
+        return 32, 256, 4, 32
+    if m <= 64:
+        return 64, 128, 2, 64
+    return 128, 128, 2, 128
+
+
+def closed_loop_cycle(ctas: int, s_pipe: float, d_hbm: float, delay: float) -> float:
+    """Exact mean-value analysis (Lazowska et al., 'Quantitative System Performance', 1984, ch. 6) of
+    one SM's ``ctas`` CTAs as a closed loop: each iteration a CTA queues for the SM's shared-memory/LSU
+    pipe (``s_pipe`` s of work), for its SM's share of the HBM bandwidth (``d_hbm`` s of transfer), and
+    waits ``delay`` s (the DRAM round trip). Returns the mean iteration time of one CTA; it is never
+    below ctas x d_hbm or ctas x s_pipe (the bottleneck law) nor below s_pipe + d_hbm + delay."""
+    q_s = q_h = 0.0
+    cycle = s_pipe + d_hbm + delay
+    for n in range(1, ctas + 1):
+        r_s, r_h = s_pipe * (1 + q_s), d_hbm * (1 + q_h)
+        cycle = r_s + r_h + delay
+        q_s, q_h = n * r_s / cycle, n * r_h / cycle
+    return cycle
+
+
+def _sparse_candidate(op: Gemm, dev: DeviceSpec, wf: WeightFormat, s: int, tc_scale: float = 1.0) -> dict:
+    """One split-K choice of Flash-LLM's kernel for an unstructured-sparse weight (see the module doc)."""
+    m, n, k, batch = op.m, op.n, op.k, op.batch
+    a_b = DTYPE_BYTES[op.dtype]
+    vb = DTYPE_BYTES[op.w_dtype or op.dtype]
+    c_b = a_b if a_b >= 2 else SUB_16BIT_OUTPUT
+    Tm, Tn, row_warps, Tm_mma = sparse_tiling(m)
+    Tk = SPARSE_TK
+    col_warps = SPARSE_WARPS // row_warps
+    smem_cta = max(SPARSE_SMEM_BUFFERS * Tk * (Tn + Tm) * a_b, (Tn + 4) * Tm * 4)   # dense tiles | fp32 C staging
+    cps = max(1, int(dev.smem_bytes_per_sm // smem_cta))
+    gm, gn = ceil_div(m, Tm), ceil_div(n, Tn)
+    iters = ceil_div(ceil_div(k, Tk), s)
+    tiles = gm * gn * s * batch
+    sms = dev.sms
+    slots = sms * cps
+    waves = ceil_div(tiles, slots)
+    # bytes: the compressed weight once per token tile, activations once per weight-row panel (L2-shared)
+    W, A = wf.bytes, m * k * a_b
+    conc = min(tiles, slots)
+    per_item = gm * gn * s
+    wr = gm if conc >= per_item else min(gm, max(1, round(math.sqrt(conc / s))))
+    partial = s * m * n * SPARSE_PARTIAL_BYTES * batch if s > 1 else 0.0
+    out = partial if s > 1 else m * n * c_b * batch
+    hbm_bytes = batch * (W * max(1.0, gm / wr) + A) + (out if out > dev.l2_bytes else m * n * c_b * batch)
+    l2_bytes = batch * (W * gm + A * gn) + out
+    # one CTA-iteration (a Tn x Tk weight tile)
+    dens = 1.0 - op.sparsity
+    nnz = dens * Tn * Tk
+    b_it = hbm_bytes / (tiles * iters)                   # HBM bytes per CTA-iteration
+    sm_Bps = smem_Bps(dev)
+    rate_sm = tc_peak(dev, op.dtype) * eff(dev, "tc_peak_fraction") * tc_scale / sms
+    t_tc = 2.0 * Tn * Tm_mma * Tk / rate_sm
+    t_ldsm = (Tn * Tk * vb * col_warps + Tm * Tk * a_b * row_warps) / sm_Bps   # ldmatrix of both operands
+    t_mma = max(t_tc, t_ldsm)
+    # serial per iteration (no own load in flight): zero-fill the dense tile (cp.async zfill), receive the
+    # compressed tile into registers and scatter it (shift/mask/st.shared), store the activation tile
+    t_fill = (Tn * Tk * vb + nnz * (vb + eff(dev, "sparse_index_bytes")) + Tm * Tk * a_b) / sm_Bps
+    t_ext = nnz * eff(dev, "sparse_extract_ops_per_nnz") / (alu_ops_per_s(dev) / sms)
+    s_pipe = t_fill + t_ext
+    lat = eff(dev, "dram_latency_s")
+    bw = dev.hbm_Bps * eff(dev, "hbm_efficiency")
+    t_main = 0.0
+    cyc_full = None
+    for w in range(waves):
+        c = slots if w < waves - 1 else tiles - (waves - 1) * slots
+        busy = ceil_div(c, sms)                          # CTAs on the busiest SM
+        d_sm = b_it * c / (bw * busy)                    # this SM's share of the HBM bandwidth
+        cyc = closed_loop_cycle(busy, s_pipe, d_sm, max(lat, t_mma))
+        cyc = max(cyc, busy * (s_pipe + t_mma))          # the SM's pipe and Tensor Cores, all CTAs' work
+        cyc_full = cyc if cyc_full is None else cyc_full
+        t_main += iters * cyc + eff(dev, "tile_overhead_s")
+    t_l2 = l2_time(dev, l2_bytes)
+    per_sm = ceil_div(tiles, sms)
+    terms = {f"tensor_core_{op.dtype}": per_sm * iters * t_mma,
+             "hbm_bandwidth": hbm_time(dev, hbm_bytes),
+             "l2_bandwidth": t_l2,
+             "sparse_extract": per_sm * iters * s_pipe}
+    serial = {}
+    work = max(t_main, t_l2)
+    if work > max(terms.values()):     # what no single resource explains: exposed DRAM latency and queueing
+        serial["memory_latency"] = work - max(terms.values())
+    launches = 1
+    if s > 1:   # SplitK_Reduction: a second kernel reads the fp16 partials and writes C
+        red = partial + m * n * c_b * batch
+        serial["split_k_reduce"] = l2_time(dev, red) + eff(dev, "l2_latency_s") if partial <= dev.l2_bytes \
+            else hbm_time(dev, red)
+        launches = 2
+    time, bound, allterms = compose(terms, serial, launches, dev)
+    useful = 2.0 * m * n * k * batch
+    padded = per_sm * sms * 2.0 * Tm * Tn * iters * Tk
+    return dict(time=time, bound=bound, terms=allterms, hbm=hbm_bytes, l2=l2_bytes, tile=(Tm, Tn, Tk),
+                split_k=s, ctas_per_sm=cps, tiles=tiles, waves=waves, wave_efficiency=useful / padded,
+                dequant_s=per_sm * iters * t_ext, compulsory=batch * (A + W + m * n * c_b),
+                iteration_s=cyc_full)
+
+
+def _sparse_plan(op: Gemm, dev: DeviceSpec, wf: WeightFormat, tc_scale: float) -> dict:
+    """Flash-LLM's kernel with the split-K that runs fastest (its benchmarks hand-tune Split_K per shape)."""
+    Tm, Tn, _, _ = sparse_tiling(op.m)
+    base = ceil_div(op.m, Tm) * ceil_div(op.n, Tn) * op.batch
+    cands = [_sparse_candidate(op, dev, wf, 1, tc_scale)]
+    for s in SPLITS[1:]:
+        if op.k / s < 4 * SPARSE_TK or base * s > 16 * dev.sms:
+            break
+        cands.append(_sparse_candidate(op, dev, wf, s, tc_scale))
+    return dict(min(cands, key=lambda c: c["time"]))
+
+
 def gemm_plan(op: Gemm, dev: DeviceSpec) -> dict:
     """The fastest tile/split-K choice and its numbers (what a heuristic library would pick)."""
     _check(op, dev)
@@ -260,6 +387,8 @@ def gemm_plan(op: Gemm, dev: DeviceSpec) -> dict:
     misaligned = op is not real
     tc_scale = eff(dev, "gemm_misaligned_tc_fraction") if misaligned else 1.0
     wf = weight_format(op, dev)
+    if wf.kind == "sparse_unstructured":
+        return _finish(_sparse_plan(op, dev, wf, tc_scale), real, op, dev, wf, misaligned)
     cands = []
     for Tm, Tn in TILES:
         base = ceil_div(op.m, Tm) * ceil_div(op.n, Tn) * op.batch
@@ -272,6 +401,11 @@ def gemm_plan(op: Gemm, dev: DeviceSpec) -> dict:
     t_best = min(c["time"] for c in cands)
     best = dict(min((c for c in cands if c["time"] <= t_best * 1.005), key=lambda c: sum(c["terms"].values())))
     best["time"] = t_best      # keeps the prediction monotone in every rate; the details are the near-tie's
+    return _finish(best, real, op, dev, wf, misaligned)
+
+
+def _finish(best: dict, real: Gemm, op: Gemm, dev: DeviceSpec, wf: WeightFormat, misaligned: bool) -> dict:
+    """The plan's weight-format details, and the real (unpadded) operands of a misaligned GEMM."""
     best["weight_format"] = wf.kind
     best["weight_bytes"] = wf.bytes
     best["misaligned"] = misaligned
