@@ -121,10 +121,11 @@ def price(op: Transfer, system: System) -> OpCost:
         moved["nvme"] = S
         if op.block_bytes is None:               # large streaming requests: bandwidth and a first-read latency
             latency += eff(h, "nvme_latency_s")
-        else:
+        else:                                    # the first request's bytes are inside its latency
             lat, term, note = _request_bound(op, h, read, S)
             latency += lat
             terms["nvme_iops"] = term
+            terms[leg] = max(0.0, S - op.block_bytes) / seq_Bps
             notes.append(note)
         if gds:
             notes.append("GPUDirect Storage: the drives DMA straight to/from GPU memory over its PCIe link; "
@@ -197,8 +198,9 @@ def _request_bound(op: Transfer, h, read: bool, S: float) -> tuple[float, float,
 
     One request at queue depth 1 takes L = 1/IOPS_QD1 (the datasheet's 4 KiB figure) plus the bytes
     beyond 4 KiB at the drive's sequential rate. With q requests in flight Little's law gives q/L
-    completions per second; the drives' rated IOPS (x drives for RAID0) caps that. The first wave of
-    requests costs one latency L (the start-up); the remaining N - q requests are paced by the rate.
+    completions per second; the drives' rated IOPS (x drives for RAID0) caps that. The first request
+    costs one latency L (the start-up); the other N - 1 are paced by that rate. Exact at QD1 (N x L);
+    with q > 1 and few requests it overstates the time by less than one L.
     """
     n = h.nvme
     rw = "read" if read else "write"
@@ -217,4 +219,4 @@ def _request_bound(op: Transfer, h, read: bool, S: float) -> tuple[float, float,
     if op.pattern == "sequential":
         note += ("; sequential small requests priced with the random-IOPS figures (the only per-command "
                  "figures datasheets print; drive read-ahead makes them conservative at low depth)")
-    return L, (N - q) / iops, note
+    return L, (N - 1) / iops, note
