@@ -21,8 +21,18 @@ For one tile choice:
   (``dequant_ops_per_weight`` ops per weight, ceil(m/Tm) times in all); the MMA runs at the
   activation dtype's rate. ``simt_overlap`` of that time hides under the TC/HBM time.
 * Unstructured sparsity (Flash-LLM load-as-sparse, compute-as-dense): B bytes = nnz x (value +
-  ``sparse_index_bytes``), Tensor Core work stays dense, each nonzero costs
-  ``sparse_extract_ops_per_nnz`` CUDA-core ops to scatter into the shared-memory dense tile.
+  ``sparse_index_bytes``), Tensor Core work stays dense. Priced with Flash-LLM's own kernel, not the
+  tile search (csrc/SpMM_Kernel.cuh, TilingConfig.h, SpMM_API.cu): the CTA tile is fixed by the token
+  count (256 weight rows x 16/32 tokens up to 32 tokens, 128 x 64/128 above), Tk = 64, two shared-memory
+  buffers of dense tiles (so 2 CTAs per A100 SM), split-K chosen as the fastest (the authors hand-tune
+  it per shape) with fp16 partials summed by a second kernel launch. Each iteration a CTA issues the
+  zero-fill of its dense tile (cp.async zfill) and the compressed tile's loads into registers, runs
+  the MMAs of the previous tile, then waits for the loads and scatters the nonzeros
+  (``sparse_extract_ops_per_nnz`` ops each). So one tile per CTA is in flight and the zero-fill and
+  extraction are serial to it: an SM's CTAs form a closed loop over its shared-memory pipe, its
+  share of the HBM bandwidth and the DRAM latency, solved by exact mean-value analysis; the
+  iteration is never shorter than any SM unit (Tensor Cores, shared-memory pipe, ALUs) serving
+  all its CTAs. At high sparsity the fixed per-tile work and exposed latency, not the bytes, bound it.
   2:4 structured: TC peak x2 (where the device has sparse Tensor Cores), B bytes = half the values
   + 2 bits of metadata per kept value.
 * Split-K (s > 1): each split writes an fp32 partial C; after the main loops the partials are
@@ -155,9 +165,8 @@ def weight_format(op: Gemm, dev: DeviceSpec) -> WeightFormat:
         pe = (vals + scales) / (k * n)
         return WeightFormat(vals + scales, pe, ops / 2, 2.0, "2:4", pe, pe)
     if op.sparsity > 0:
-        # load as sparse, compute as dense (Flash-LLM): the compressed tile is staged in shared memory
-        # (written, read back), the dense tile is zero-filled, the nonzeros scattered into it, and the
-        # warps read the dense tile for the MMA
+        # load as sparse, compute as dense (Flash-LLM); gemm_plan prices it with Flash-LLM's kernel
+        # (_sparse_candidate); the shared-memory fields are what a generic staged kernel would move
         dens = 1.0 - op.sparsity
         idx = eff(dev, "sparse_index_bytes")
         vals = dens * k * n * (vb + idx)
@@ -339,7 +348,7 @@ def _sparse_candidate(op: Gemm, dev: DeviceSpec, wf: WeightFormat, s: int, tc_sc
         busy = ceil_div(c, sms)                          # CTAs on the busiest SM
         d_sm = b_it * c / (bw * busy)                    # this SM's share of the HBM bandwidth
         cyc = closed_loop_cycle(busy, s_pipe, d_sm, max(lat, t_mma))
-        cyc = max(cyc, busy * (s_pipe + t_mma))          # the SM's pipe and Tensor Cores, all CTAs' work
+        cyc = max(cyc, busy * max(t_tc, t_ldsm + t_fill, t_ext))   # each SM unit serves all its CTAs' work
         cyc_full = cyc if cyc_full is None else cyc_full
         t_main += iters * cyc + eff(dev, "tile_overhead_s")
     t_l2 = l2_time(dev, l2_bytes)
