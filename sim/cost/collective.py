@@ -101,6 +101,24 @@ param("nccl_simple_launch_s", 8.4e-6,
       "fixed cost of one collective with the Simple protocol",
       "NCCL src/graph/tuning.cc baseLatencies, ring Simple: 8.4 us", lo=0.0, hi=1e-3)
 
+param("nccl_channels", 24,
+      "NCCL channels (one CTA each) a ring collective is split over; sets how many bytes one loop of "
+      "the ring kernel covers",
+      "NCCL INFO '24 coll channels' in init logs of 8-GPU NVSwitch nodes, A100 SXM4 and H100 "
+      "(p5.48xlarge); the ring search plus ncclTopoDupChannels (src/graph/search.cc)", lo=1, hi=64)
+param("nccl_simple_chunk_bytes", 2 * 1024 * 1024,
+      "bytes one channel moves per ring step of one loop with the Simple protocol (chunkSize)",
+      "NCCL src/enqueue.cc calcCollChunking: chunkSize = buffSizes[SIMPLE]/NCCL_STEPS x chunkSteps "
+      "= 4 MiB (NCCL_BUFFSIZE default) / 8 x 4 (ALLREDUCE_CHUNKSTEPS = NCCL_STEPS/2, "
+      "src/include/collectives.h)", lo=4096, hi=64 * 1024 * 1024)
+param("nccl_simple_slices_per_step", 2,
+      "flag handshakes (wait for the peer's step counter, copy, barrier, system fence, post) the "
+      "Simple protocol performs per ring step; each costs one Simple per-hop latency",
+      "NCCL src/include/collectives.h: SlicePerChunk = ALLREDUCE_CHUNKSTEPS/ALLREDUCE_SLICESTEPS = 4/2; "
+      "src/device/prims_simple.h genericOp runs waitPeer, reduceCopy, barrier and postPeer "
+      "(fence_acq_rel_sys) once per slice, in sequence within the CTA, even for empty slices",
+      lo=1, hi=8)
+
 NVLS_ARCHS = ("hopper", "blackwell")
 PROTOCOLS = ("LL", "LL128", "Simple")     # NVSwitch generations with in-switch reduction (NVLink SHARP)
 OPS = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
@@ -266,7 +284,9 @@ def _plan(op: str, algo: str, S: float, n: int, g: int, N: int, L: Links, device
         terms[L.intra] = intra / bw_intra
     if net:
         terms["network"] = net / L.net_Bps
-    return {"terms": terms, "bytes": {L.intra: intra, "network": net}, "latency_s": lat, "steps": steps}
+    ring = algo == "ring" and op in ("all_reduce", "all_gather", "reduce_scatter")
+    return {"terms": terms, "bytes": {L.intra: intra, "network": net}, "latency_s": lat, "steps": steps,
+            "loop_chunks": n if ring else 0, "S": S}
 
 
 def protocols(algo: str, L: Links) -> tuple[str, ...]:
@@ -277,10 +297,33 @@ def protocols(algo: str, L: Links) -> tuple[str, ...]:
     return PROTOCOLS if L.intra == "nvlink" else ("LL", "Simple")
 
 
-def _protocol_cost(proto: str, algo: str, p: dict, device) -> tuple[float, float, dict[str, float]]:
-    """(fixed seconds, link latency seconds, per-link data seconds) of one (algorithm, protocol)."""
+def simple_loops(S: float, chunks_per_loop: int, device) -> int:
+    """Loops of NCCL's ring kernel over ``S`` bytes with the Simple protocol.
+
+    One loop moves ``nccl_channels x chunks_per_loop x nccl_simple_chunk_bytes`` (calcCollChunking:
+    loopSize = nChannels x nchunksPerLoop x chunkSize; the kernel shrinks the chunk of the last
+    loop to what is left, so a message below one loop runs one loop of smaller chunks).
+    """
+    if chunks_per_loop <= 0 or S <= 0:
+        return 1
+    loop = eff(device, "nccl_channels") * chunks_per_loop * eff(device, "nccl_simple_chunk_bytes")
+    return max(1, math.ceil(S / loop - 1e-9))
+
+
+def _protocol_cost(proto: str, algo: str, p: dict, device) -> tuple[float, float, dict[str, float], float]:
+    """(fixed seconds, link latency seconds, per-link data seconds, the link latency NCCL's tuner
+    assumes) of one (algorithm, protocol).
+
+    Simple on a ring pays its per-hop latency ``nccl_simple_slices_per_step`` times per ring step
+    (one flag handshake per slice) and again in every loop of the kernel: a CTA waits for its
+    peer's step counter, copies, fences and posts one slice at a time, so the handshakes of one
+    channel do not overlap its own copies. NCCL's tuner (tuning.cc) charges the steps once per
+    collective; the kernel (prims_simple.h, all_reduce.h runRing) pays them per slice and loop.
+    LL and LL128 carry their flags inside the data lines, so a receiver forwards each line as it
+    lands and the hop latency is paid once along the ring.
+    """
     if algo == "nvls":               # NCCL's NVLS latency is already a Simple-protocol figure
-        return eff(device, "collective_launch_s"), p["latency_s"], dict(p["terms"])
+        return eff(device, "collective_launch_s"), p["latency_s"], dict(p["terms"]), p["latency_s"]
     launch, hop, bwf = {
         "LL": ("collective_launch_s", 1.0, "nccl_ll_bw_fraction"),
         "LL128": ("nccl_ll128_launch_s", "nccl_ll128_hop_factor", "nccl_ll128_bw_fraction"),
@@ -288,7 +331,10 @@ def _protocol_cost(proto: str, algo: str, p: dict, device) -> tuple[float, float
     }[proto]
     hop = hop if isinstance(hop, float) else eff(device, hop)
     bwf = bwf if isinstance(bwf, float) else eff(device, bwf)
-    return eff(device, launch), hop * p["latency_s"], {k: v / bwf for k, v in p["terms"].items()}
+    tuner = lat = hop * p["latency_s"]
+    if proto == "Simple" and p.get("loop_chunks"):
+        lat *= eff(device, "nccl_simple_slices_per_step") * simple_loops(p["S"], p["loop_chunks"], device)
+    return eff(device, launch), lat, {k: v / bwf for k, v in p["terms"].items()}, tuner
 
 
 @pricer(Collective)
@@ -316,10 +362,12 @@ def price_placed(op: Collective, system: System, per_node: int | None = None) ->
     for algo in ([op.algo] if op.algo else choices):
         p = _plan(op.op, algo, float(op.bytes), op.gpus, g, N, L, system.device)
         for proto in protocols(algo, L):
-            fixed, lat, terms = _protocol_cost(proto, algo, p, system.device)
-            timed[(algo, proto)] = (fixed + lat + max(terms.values(), default=0.0), p, fixed, lat, terms)
-    algo, proto = min(timed, key=lambda a: timed[a][0])
-    t, p, launch, link_lat, terms = timed[(algo, proto)]
+            fixed, lat, terms, tuner_lat = _protocol_cost(proto, algo, p, system.device)
+            data = max(terms.values(), default=0.0)
+            timed[(algo, proto)] = (fixed + lat + data, p, fixed, lat, terms, fixed + tuner_lat + data)
+    # NCCL picks by its tuner's estimate (latency charged once), then pays what the kernel costs.
+    algo, proto = min(timed, key=lambda a: timed[a][5])
+    t, p, launch, link_lat, terms, _ = timed[(algo, proto)]
     bw_bound = max(terms, key=terms.get) if terms else None
     latency = launch + link_lat
     bound = bw_bound if bw_bound and terms[bw_bound] >= latency else "link_latency"
@@ -332,6 +380,9 @@ def price_placed(op: Collective, system: System, per_node: int | None = None) ->
         "intra_Bps_achievable": L.intra_Bps, "network_Bps_achievable": L.net_Bps or None,
         "algbw_Bps": algbw, "busbw_Bps": busbw,
         "candidates_s": {f"{a}/{pr}": v[0] for (a, pr), v in timed.items()},
+        "tuner_estimate_s": {f"{a}/{pr}": v[5] for (a, pr), v in timed.items()},
+        "loops": simple_loops(p["S"], p["loop_chunks"], system.device)
+        if proto == "Simple" and p["loop_chunks"] else 1,
         "explanation": _explain(op, algo, proto, bound, p, terms, L, latency),
     }
     return OpCost(t, bound, 0.0, {k: v for k, v in p["bytes"].items() if v}, terms, detail)
