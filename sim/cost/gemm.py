@@ -292,6 +292,8 @@ def closed_loop_cycle(ctas: int, s_pipe: float, d_hbm: float, delay: float) -> f
     below ctas x d_hbm or ctas x s_pipe (the bottleneck law) nor below s_pipe + d_hbm + delay."""
     q_s = q_h = 0.0
     cycle = s_pipe + d_hbm + delay
+    if cycle <= 0:
+        return 0.0
     for n in range(1, ctas + 1):
         r_s, r_h = s_pipe * (1 + q_s), d_hbm * (1 + q_h)
         cycle = r_s + r_h + delay
