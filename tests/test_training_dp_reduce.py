@@ -82,9 +82,22 @@ def test_overlapped_tail_is_what_the_last_backward_cannot_hide():
 def test_batch_path_takes_the_reduction_width():
     from sim.techniques.training import evaluate_many
     scs = [scenario(grad_reduce_in_fp32=f) for f in (False, True)]
-    df = evaluate_many(scs, memory=False)
-    for sc, t in zip(scs, df["iteration_time_s"]):
-        assert t == pytest.approx(predict(sc).time_s, rel=1e-9)
+    df = evaluate_many(scs, memory=True)
+    for sc, t, hbm in zip(scs, df["iteration_time_s"], df["memory_hbm_gb"]):
+        p = predict(sc)
+        assert t == pytest.approx(p.time_s, rel=1e-9)
+        assert hbm == pytest.approx(p.metrics["memory_hbm_gb"], rel=1e-9)
+
+
+def test_fp32_gradient_buffer_holds_four_bytes_per_parameter():
+    """ZeRO-1 keeps every gradient of the stage: 2 more bytes per parameter in fp32, times the
+    allocator's fragmentation reserve."""
+    from sim.cost.efficiency import eff
+    step, wl, system, model = step_of(scenario())
+    n = sum(stage_params(model, layout_of(wl), 0, model.layers))
+    a = predict(scenario()).memory_bytes["hbm"]
+    b = predict(scenario(grad_reduce_in_fp32=True)).memory_bytes["hbm"]
+    assert b - a == pytest.approx(2.0 * n * (1 + eff(system.device, "mem_fragmentation")), rel=1e-9)
 
 
 # ---- the FlashAttention README's FLOP convention (published facts) --------------------------------

@@ -254,11 +254,13 @@ def memory_arrays(model: ModelSpec, system, r: dict) -> dict:
 def training_memory(model: ModelSpec, system, L: Layout, b: int, s: int, m: int, precision: str = "bf16",
                     recompute: str = "none", flash: bool = True, optimizer: str = "adam",
                     offload_optimizer: str = "none", offload_params: str = "none",
-                    offload_activations: str = "none") -> Memory:
+                    offload_activations: str = "none", grad_reduce_in_fp32: bool = False) -> Memory:
+    """``grad_reduce_in_fp32``: the gradient buffer is fp32 (4 B per parameter; Megatron-LM's main_grad
+    buffers for bf16 runs) instead of the weights' width."""
     dev, host = system.device, system.host
     B = dtype_bytes(precision)
     w_B = 4.0 if precision in ("fp32", "tf32") else 2.0
-    g_B = 0.0 if optimizer == "zo" else w_B
+    g_B = 0.0 if optimizer == "zo" else (4.0 if grad_reduce_in_fp32 else w_B)
     o_B = optimizer_bytes_per_param(optimizer, precision)
     fp32_grad = 4.0 if optimizer != "zo" else 0.0              # fp32 gradient copy next to offloaded states
     shard_d, shard_e = L.shard, max(1, L.shard // L.ep)

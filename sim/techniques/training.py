@@ -170,7 +170,8 @@ def predict_training(wl: TrainingIn, system, model) -> Prediction:
     P, O = wl.parallel, wl.offload
     times, step, graph, tl = run(wl, system, model)
     mem = training_memory(model, system, step.L, wl.micro_batch, wl.seq_len, step.m, wl.precision, wl.recompute,
-                          is_flash(wl.attn_impl), wl.optimizer, O.optimizer, O.params, O.activations)
+                          is_flash(wl.attn_impl), wl.optimizer, O.optimizer, O.params, O.activations,
+                          P.grad_reduce_in_fp32)
     gpus = system.cluster.gpus
     T = times.iteration_s
     peak = system.device.peak_flops(compute_dtype(wl.precision)[0])

@@ -504,7 +504,7 @@ def _array_path(c: dict, system, model, memory: bool, codes=None) -> tuple[dict,
         B = np.where(mixed, dtype_bytes("bf16"), dtype_bytes("fp32"))
         full = c["recompute"] == "full"
         gpipe = c["parallel.schedule"] == "gpipe"
-        g_B = np.where(zo, 0.0, w_B)
+        g_B = np.where(zo, 0.0, np.where(c["parallel.grad_reduce_in_fp32"].astype(bool), 4.0, w_B))
         r = {"tp": tp, "pp": pp, "ep": ep, "shard": dp * sp, "sp": sp, "zero": zero, "m": m, "v": v, "gpipe": gpipe,
              "b": mb, "s": seq, "B": B, "w_B": w_B, "g_B": g_B, "o_B": o_B, "zo": zo, "full": full,
              "off_opt": O["optimizer"], "off_par": O["params"], "off_act": O["activations"],
