@@ -349,10 +349,13 @@ def _fio_scan(r, notes):
     src, dst = ("nvme", "host") if p["op"] == "read" else ("host", "nvme")
     notes += ["fio-scan (storage/fio-scan in the source repo): sequential (--readwrite=read/write), 4 KiB direct "
               "I/O, 16 jobs x iodepth 64 = 1024 requests in flight",
-              f"3-minute time-based run: a steady-state rate, so bytes = 16 GiB (start-up negligible); each job "
-              f"cycles over its own {p['file size']} file, a span the model does not see",
+              f"3-minute time-based run (--time_based --runtime=3m): duration_s 180, bytes = the 2 TB drive as the "
+              f"most it could move (it does not bind); each job cycles over its own {p['file size']} file, a span "
+              f"the model does not see",
+              "a write starts with the drive's SLC write cache empty (fio-scan runs a 3-minute read between "
+              "write runs, idle time for the drive to fold its cache into TLC)",
               f"{r['value']} MiB/s converted to GB/s (x 2^20 / 1e9)"]
-    wl = {"kind": "transfer", "src": src, "dst": dst, "bytes": 16 * 2 ** 30, "pinned": True,
+    wl = {"kind": "transfer", "src": src, "dst": dst, "bytes": 2e12, "duration_s": 180.0, "pinned": True,
           "pattern": "sequential", "block_bytes": 4096, "queue_depth": 16 * 64}
     return wl, float(r["value"]) * 2 ** 20 / 1e9
 
@@ -367,6 +370,10 @@ def _deepnvme(r, notes):
     if "hbm" in (src, dst):
         wl["gds"] = "(GDS)" in metric
         path = "GPUDirect Storage" if wl["gds"] else "bounce buffer in pinned host memory (no GDS)"
+        if not wl["gds"]:   # deepspeed/nvme/ds_aio_handle.py: pread into the pinned buffer, wait, then copy_
+            wl["bounce"] = "serial"
+            path += ("; ds_io reads the whole buffer into pinned memory, waits, then copies it to the GPU "
+                     "(serial legs)")
     notes += [f"DeepNVMe microbenchmark, '1GB' taken as 1 GiB in large requests (bandwidth-bound); {path}",
               "the blog's maximum over its runs"]
     return wl, float(r["value"])

@@ -79,6 +79,9 @@ class Transfer:
     block_bytes: float | None = None
     queue_depth: int = 1
     gds: bool = False
+    # NVMe <-> GPU through a host bounce buffer: "pipelined" (chunks overlap the NVMe and PCIe legs) or
+    # "serial" (the whole buffer crosses one leg, then the other, as DeepSpeed's ds_io benchmark does).
+    bounce: str = "pipelined"
 
 
 @dataclass(frozen=True)

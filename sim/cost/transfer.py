@@ -14,6 +14,15 @@ latency ``L`` (1 / the datasheet's QD1 IOPS), complete at ``q / L`` per second, 
 rated high-depth IOPS caps them. A RAID0 of ``k`` drives spreads requests over all of them, so the
 cap and the bandwidth scale by ``k`` while the QD1 latency does not; host DRAM bounds the sum.
 
+A consumer drive writes into an SLC cache at its burst (datasheet) rate and, once the cache is full,
+at its native rate: with the host's optional ``nvme.write_cache_gb_per_drive`` and
+``nvme.sustained_write_gbps_per_drive``, the first cache-size bytes per drive of a write go at the
+burst rate and the rest at the sustained one (absent: no cache effect).
+
+The bounce-buffer path is pipelined by default (chunks overlap both legs); ``bounce='serial'`` moves
+the whole buffer across one leg and then the other, as DeepSpeed's ds_io benchmark does (pread into a
+pinned buffer, wait, then one copy to the GPU), so its time is the sum of the two legs.
+
 Host-side parameters (DRAM, staging copy, NVMe) are read from the host spec, so host probes can
 calibrate them; PCIe and copy start-up from the device spec.
 """
@@ -29,6 +38,7 @@ from sim.ops import Transfer
 
 TIERS = ("hbm", "host", "nvme")
 PATTERNS = ("sequential", "random")
+BOUNCES = ("pipelined", "serial")
 DATASHEET_BLOCK = 4096          # the request size vendors rate random IOPS at (4 KiB)
 
 param("pcie_h2d_efficiency", 64 / (64 + 20),
@@ -119,30 +129,47 @@ def price(op: Transfer, system: System) -> OpCost:
                    else h.nvme_write_Bps * eff(h, "nvme_write_efficiency"))
         terms[leg] = S / seq_Bps
         moved["nvme"] = S
+        cache = None if read else _write_cache(h)
         if op.block_bytes is None:               # large streaming requests: bandwidth and a first-read latency
             latency += eff(h, "nvme_latency_s")
+            if cache:
+                terms[leg], note = _cached_write(S, seq_Bps, math.inf, *cache)
+                notes.append(note)
         else:                                    # the first request's bytes are inside its latency
             lat, term, note = _request_bound(op, h, read, S)
             latency += lat
             terms["nvme_iops"] = term
-            terms[leg] = max(0.0, S - op.block_bytes) / seq_Bps
+            rest = max(0.0, S - op.block_bytes)
+            terms[leg] = rest / seq_Bps
             notes.append(note)
+            if cache:                            # the command rate holds in both phases
+                cmd_Bps = rest / term if term > 0 else math.inf
+                t_cached, note = _cached_write(rest, seq_Bps, cmd_Bps, *cache)
+                if t_cached > term * (1 + 1e-9):
+                    terms[leg] = t_cached
+                notes.append(note)
         if gds:
             notes.append("GPUDirect Storage: the drives DMA straight to/from GPU memory over its PCIe link; "
                          "host DRAM untouched")
         else:
             dram_bytes += S                      # the drives DMA into / out of host memory
             if "hbm" in (src, dst):
-                notes.append("NVMe <-> GPU through a pinned bounce buffer in host memory, pipelined "
-                             "with the PCIe copy")
+                notes.append("NVMe <-> GPU through a pinned bounce buffer in host memory, " +
+                             ("the whole buffer over one leg, then the other (serial)" if op.bounce == "serial"
+                              else "pipelined with the PCIe copy"))
     if src == dst == "host":
         dram_bytes += 2 * S                      # a copy reads and writes every byte
-    terms["dram_bandwidth"] = dram_bytes / (h.dram_Bps * eff(h, "dram_efficiency"))
+    dram_Bps = h.dram_Bps * eff(h, "dram_efficiency")
+    terms["dram_bandwidth"] = dram_bytes / dram_Bps
     moved["dram"] = dram_bytes
 
-    bound = max(terms, key=terms.get)
-    t = latency + terms[bound]
-    if latency > terms[bound]:
+    if op.bounce == "serial":                    # two phases, each the slower of its stage and its DRAM share
+        t, bound = _serial(terms, S / dram_Bps)
+        t += latency
+    else:
+        bound = max(terms, key=terms.get)
+        t = latency + terms[bound]
+    if latency > t - latency:
         bound = "latency"
     terms["latency"] = latency
     detail = {"src": src, "dst": dst, "pinned": op.pinned, "path": notes,
@@ -185,6 +212,11 @@ def _check_request_fields(op: Transfer, h) -> None:
         raise ValueError("block_bytes: a random pattern needs its request size")
     if op.gds and {op.src, op.dst} != {"nvme", "hbm"}:
         raise ValueError(f"gds: GPUDirect Storage moves between nvme and hbm, not {op.src} -> {op.dst}")
+    if op.bounce not in BOUNCES:
+        raise ValueError(f"bounce: got {op.bounce!r}; expected one of {BOUNCES}")
+    if op.bounce == "serial" and ({op.src, op.dst} != {"nvme", "hbm"} or op.gds):
+        raise ValueError("bounce: serial staging is the host bounce buffer of nvme <-> hbm without gds, "
+                         f"not {op.src} -> {op.dst}{' with gds' if op.gds else ''}")
     if op.block_bytes is not None:
         rw = "read" if op.src == "nvme" else "write"
         for f in (f"random_{rw}_iops_per_drive", f"random_{rw}_iops_qd1_per_drive"):
@@ -220,3 +252,41 @@ def _request_bound(op: Transfer, h, read: bool, S: float) -> tuple[float, float,
         note += ("; sequential small requests priced with the random-IOPS figures (the only per-command "
                  "figures datasheets print; drive read-ahead makes them conservative at low depth)")
     return L, (N - 1) / iops, note
+
+
+def _write_cache(h) -> tuple[float, float] | None:
+    """(cache bytes over all drives, sustained write bytes/s over all drives), or None without a cache."""
+    n = h.nvme
+    if n.write_cache_gb_per_drive is None:
+        return None
+    return (n.drives * n.write_cache_gb_per_drive * 1e9,
+            n.drives * n.sustained_write_gbps_per_drive * 1e9 * eff(h, "nvme_write_efficiency"))
+
+
+def _cached_write(S: float, burst_Bps: float, cmd_Bps: float, cache_bytes: float,
+                  sustained_Bps: float) -> tuple[float, str]:
+    """Time to write ``S`` bytes into drives with a write cache: the first ``cache_bytes`` at the burst
+    rate, the rest at the native (sustained) rate, both phases also bounded by the command rate.
+
+    A consumer TLC drive programs incoming data as SLC (one bit per cell, fast) until that region is
+    full, then has to program TLC directly while folding the SLC data into TLC behind it (Samsung's
+    'Intelligent TurboWrite'; vendors print the buffer size and the rate after it). The run is assumed
+    to start with the cache empty.
+    """
+    cached = min(S, cache_bytes)
+    t = cached / min(burst_Bps, cmd_Bps) + (S - cached) / min(sustained_Bps, cmd_Bps)
+    note = (f"write cache: the first {cached:.3g} of {S:.3g} bytes at {min(burst_Bps, cmd_Bps) / 1e9:.3g} GB/s "
+            f"(burst), the rest at {min(sustained_Bps, cmd_Bps) / 1e9:.3g} GB/s (after the "
+            f"{cache_bytes / 1e9:.3g}-GB cache is full)")
+    return t, note
+
+
+def _serial(terms: dict, dram_s: float) -> tuple[float, str]:
+    """Bounce buffer in series: the NVMe leg (drives, command rate, its DRAM pass) finishes before the
+    PCIe leg (copy engine, pageable staging, its DRAM pass) starts, so the time is their sum; the
+    bound is the stage that sets the longer phase."""
+    nv = {k: terms[k] for k in ("nvme_read", "nvme_write", "nvme_iops") if k in terms}
+    pc = {k: terms[k] for k in ("pcie", "cpu") if k in terms}
+    nv["dram_bandwidth"] = pc["dram_bandwidth"] = dram_s
+    b1, b2 = max(nv, key=nv.get), max(pc, key=pc.get)
+    return nv[b1] + pc[b2], (b1 if nv[b1] >= pc[b2] else b2)

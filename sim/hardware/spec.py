@@ -130,7 +130,8 @@ class DRAM(_Strict):
 
 
 NVME_OPTIONAL = ("random_read_iops_per_drive", "random_write_iops_per_drive",
-                 "random_read_iops_qd1_per_drive", "random_write_iops_qd1_per_drive")
+                 "random_read_iops_qd1_per_drive", "random_write_iops_qd1_per_drive",
+                 "write_cache_gb_per_drive", "sustained_write_gbps_per_drive")
 
 
 class NVMe(_Strict):
@@ -148,6 +149,20 @@ class NVMe(_Strict):
         default=None, gt=0, description="4 KiB random read IOPS at queue depth 1 (= 1 / per-request latency)")
     random_write_iops_qd1_per_drive: float | None = Field(
         default=None, gt=0, description="4 KiB random write IOPS at queue depth 1 (= 1 / per-request latency)")
+    # Optional write cache of a consumer drive (an SLC cache, e.g. Samsung's Intelligent TurboWrite): the
+    # first write_cache_gb_per_drive GB of a write run at write_gbps_per_drive, the rest at the drive's
+    # native rate sustained_write_gbps_per_drive. Both or neither (absent = no cache effect).
+    write_cache_gb_per_drive: float | None = Field(
+        default=None, gt=0, description="bytes (GB) a drive writes at its burst rate before its write cache is full")
+    sustained_write_gbps_per_drive: float | None = Field(
+        default=None, gt=0, description="sequential write rate once the write cache is full, GB/s")
+
+    @model_validator(mode="after")
+    def _cache_pair(self):
+        if (self.write_cache_gb_per_drive is None) != (self.sustained_write_gbps_per_drive is None):
+            raise ValueError("write_cache_gb_per_drive and sustained_write_gbps_per_drive go together: "
+                             "a write cache needs both its size and the rate after it")
+        return self
 
 
 class HostSpec(_Strict):

@@ -85,6 +85,12 @@ class TransferIn(_Workload):
     queue_depth: int = Field(default=1, ge=1, description="NVMe requests in flight over all threads "
                                                           "(fio numjobs x iodepth)")
     gds: bool = Field(default=False, description="GPUDirect Storage: NVMe <-> GPU without a host bounce buffer")
+    bounce: Literal["pipelined", "serial"] = Field(
+        default="pipelined", description="NVMe <-> GPU through the host bounce buffer: legs overlapped in chunks, "
+                                         "or the whole buffer over one leg then the other")
+    duration_s: float | None = Field(
+        default=None, gt=0, description="a time-based run (fio --time_based --runtime): the transfer runs this "
+                                        "long, moving at most `bytes`; gbps = bytes moved / duration_s")
 
 
 # ------------------------------------------------------------------ shared helpers
@@ -309,16 +315,41 @@ def predict_transfer(w: TransferIn, system, model=None) -> Prediction:
     if w.gds and {w.src, w.dst} != {"nvme", "hbm"}:
         raise InputError(WHERE, "workload.gds", f"GPUDirect Storage moves between nvme and hbm; got "
                          f"{w.src} -> {w.dst}")
-    op = Transfer(w.src, w.dst, w.bytes, w.pinned, pattern=w.pattern, block_bytes=w.block_bytes,
-                  queue_depth=w.queue_depth, gds=w.gds)
-    oc = _price(op, system, "workload.block_bytes" if w.block_bytes is not None else "workload")
+    if w.bounce == "serial" and ({w.src, w.dst} != {"nvme", "hbm"} or w.gds):
+        raise InputError(WHERE, "workload.bounce", "serial staging is the host bounce buffer between nvme and "
+                         f"hbm without gds; got {w.src} -> {w.dst}{' with gds' if w.gds else ''}")
+    field = "workload.block_bytes" if w.block_bytes is not None else "workload"
+
+    def op_of(nbytes):
+        return Transfer(w.src, w.dst, nbytes, w.pinned, pattern=w.pattern, block_bytes=w.block_bytes,
+                        queue_depth=w.queue_depth, gds=w.gds, bounce=w.bounce)
+    op = op_of(w.bytes)
+    oc = _price(op, system, field)
+    if w.duration_s is not None and oc.time_s > w.duration_s:   # time-based: the bytes moved in duration_s
+        moved = _bytes_in(lambda b: _price(op_of(b), system, field).time_s, w.bytes, w.duration_s)
+        op = op_of(moved)
+        oc = _price(op, system, field)
+        oc = oc.__class__(w.duration_s, oc.bound, oc.flops, oc.bytes, oc.terms,
+                          {**oc.detail, "time_based": {"duration_s": w.duration_s, "bytes_moved": moved}})
     need = {"hbm": 0.0, "host": 0.0, "nvme": 0.0}
     for tier in (w.src, w.dst):
         need[tier] += w.bytes
     warnings = [f"{tier}: {need[tier]:.3g} bytes exceed its {capacity(system, tier):.3g}-byte capacity"
                 for tier in need if need[tier] > capacity(system, tier)]
     return _prediction(op, oc, system, fits=not warnings, memory=need,
-                       metrics={"gbps": _per_s(w.bytes, oc.time_s) / 1e9}, warnings=warnings)
+                       metrics={"gbps": _per_s(op.bytes, oc.time_s) / 1e9}, warnings=warnings)
+
+
+def _bytes_in(time_of, most: float, duration_s: float) -> float:
+    """Bytes a transfer moves in ``duration_s`` (its time grows with its bytes): bisection on [0, most]."""
+    lo, hi = 0.0, most
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if mid > 0 and time_of(mid) > duration_s:
+            hi = mid
+        else:
+            lo = mid
+    return max(lo, 1.0)
 
 
 # ------------------------------------------------------------------ host_op (CPU work: optimizer step, host STREAM)
