@@ -248,3 +248,119 @@ def test_980pro_4k_requests_cannot_reach_its_sequential_rate():
     assert p.bound == "nvme_iops"
     assert p.metrics["gbps"] == pytest.approx(1e6 * KiB4 / 1e9, rel=1e-3)
     assert math.isclose(predict(scen(bytes=16 * GiB)).metrics["gbps"], 7.0, rel_tol=0.01)
+
+
+# ---------------------------------------------------------------------------------- consumer write cache
+def cached_system(cache_gb=200.0, sustained=2.0, **kw):
+    h = host(**kw).model_dump()
+    h["nvme"].update(write_cache_gb_per_drive=cache_gb, sustained_write_gbps_per_drive=sustained)
+    h["sources"].update({"nvme.write_cache_gb_per_drive": "t", "nvme.sustained_write_gbps_per_drive": "t"})
+    return System(A100P, load_host(h), Cluster())
+
+
+def write(nbytes, s, **kw):
+    return price(Transfer("host", "nvme", nbytes, **kw), s)
+
+
+@pytest.mark.parametrize("drives", [1, 4])
+def test_a_write_inside_the_cache_runs_at_the_burst_rate(drives):
+    """Below the cache size the cache changes nothing: the same time as a drive without one."""
+    nbytes = 0.5 * drives * 200e9
+    assert write(nbytes, cached_system(drives=drives)).time_s == pytest.approx(
+        write(nbytes, system(drives=drives)).time_s, rel=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(cache_gb=st.floats(1.0, 500.0), sustained=st.floats(0.2, 5.0), drives=st.integers(1, 4))
+def test_beyond_the_cache_the_average_rate_tends_to_the_sustained_rate(cache_gb, sustained, drives):
+    s = cached_system(cache_gb, sustained, drives=drives)
+    rates = [n / (write(n, s).time_s - P["nvme_latency_s"]) for n in (10, 100, 1000, 10000)
+             for n in [n * drives * cache_gb * 1e9]]
+    floor = drives * sustained * 1e9 * P["nvme_write_efficiency"]
+    assert all(a >= b * (1 - 1e-9) for a, b in zip(rates, rates[1:]))          # more bytes, never faster
+    assert rates[-1] == pytest.approx(floor, rel=2e-3)                           # -> the sustained rate
+    # exactly: cache at the burst rate plus the rest at the sustained rate
+    n = 3 * drives * cache_gb * 1e9
+    c = drives * cache_gb * 1e9
+    burst = drives * 5.1e9 * P["nvme_write_efficiency"]
+    assert write(n, s).time_s - P["nvme_latency_s"] == pytest.approx(c / burst + (n - c) / floor, rel=1e-9)
+
+
+def test_the_write_cache_never_slows_reads():
+    s = cached_system()
+    for kw in ({}, {"block_bytes": 4096, "queue_depth": 1024}):
+        a = price(Transfer("nvme", "host", 1e12, **kw), s).time_s
+        assert a == pytest.approx(price(Transfer("nvme", "host", 1e12, **kw), system()).time_s, rel=1e-12)
+
+
+def test_small_writes_beyond_the_cache_are_bounded_by_both_command_rate_and_sustained_rate():
+    """4 KiB writes at depth: min(IOPS x 4 KiB, burst) in the cache, min(IOPS x 4 KiB, sustained) after."""
+    s = cached_system(cache_gb=10.0, sustained=2.0)
+    n = 1e12
+    c = io("host", "nvme", nbytes=n, s=s)
+    r_cmd = 1e6 * P["nvme_iops_efficiency"] * KiB4
+    expected = 10e9 / min(r_cmd, 5.1e9) + (n - 10e9) / min(r_cmd, 2.0e9 * P["nvme_write_efficiency"])
+    assert c.time_s == pytest.approx(expected, rel=1e-3)
+    assert c.bound == "nvme_write"
+
+
+def test_a_cache_needs_both_its_size_and_its_sustained_rate():
+    raw = host().model_dump()
+    raw["nvme"]["write_cache_gb_per_drive"] = 100.0
+    raw["sources"]["nvme.write_cache_gb_per_drive"] = "t"
+    with pytest.raises(InputError):
+        load_host(raw)
+
+
+# ---------------------------------------------------------------------------------- serial bounce buffer
+@settings(max_examples=30, deadline=None)
+@given(drives=st.integers(1, 8), dram=st.floats(20.0, 400.0), nbytes=st.floats(1e6, 1e11),
+       read=st.booleans())
+def test_a_serial_bounce_is_the_sum_of_its_legs_and_never_faster_than_either(drives, dram, nbytes, read):
+    s = system(drives=drives, dram_gbps=dram)
+    src, dst = ("nvme", "hbm") if read else ("hbm", "nvme")
+    serial = price(Transfer(src, dst, nbytes, bounce="serial"), s).time_s
+    piped = price(Transfer(src, dst, nbytes), s).time_s
+    leg_nvme = price(Transfer(src if read else "host", "host" if read else dst, nbytes), s).time_s
+    leg_pcie = price(Transfer("host" if read else src, dst if read else "host", nbytes), s).time_s
+    assert serial >= max(leg_nvme, leg_pcie) * (1 - 1e-9)
+    assert serial >= piped * (1 - 1e-12)
+    # the two legs one after the other (both start-up latencies paid once each, as in each leg alone)
+    assert serial == pytest.approx(leg_nvme + leg_pcie, rel=1e-6)
+
+
+def test_serial_bounce_is_refused_where_there_is_no_bounce_buffer():
+    with pytest.raises(ValueError, match="bounce"):
+        price(Transfer("nvme", "hbm", GiB, gds=True, bounce="serial"), system())
+    with pytest.raises(ValueError, match="bounce"):
+        price(Transfer("host", "hbm", GiB, bounce="serial"), system())
+    with pytest.raises(InputError) as e:
+        predict(scen(dst="host", bounce="serial"))
+    assert e.value.field == "workload.bounce"
+
+
+# ---------------------------------------------------------------------------------- time-based runs
+def test_a_time_based_run_moves_what_the_model_moves_in_that_time():
+    """Without a cache a long run's rate is the steady rate; with one, a 3-minute write averages the
+    burst over the cache and the sustained rate over the rest (empty cache at the start)."""
+    steady = predict(scen(bytes=2e12, duration_s=180.0, block_bytes=4096, queue_depth=1024))
+    assert steady.metrics["gbps"] == pytest.approx(1e6 * KiB4 / 1e9, rel=1e-3)
+    p = predict(scen(src="host", dst="nvme", bytes=2e12, duration_s=180.0))
+    n = load_host("Gen4-desktop-980PRO").nvme
+    c, burst, sust = n.write_cache_gb_per_drive * 1e9, 5.1e9, n.sustained_write_gbps_per_drive * 1e9
+    moved = c + sust * (180.0 - P["nvme_latency_s"] - c / burst)
+    assert p.time_s == pytest.approx(180.0)
+    assert p.metrics["gbps"] == pytest.approx(moved / 180.0 / 1e9, rel=1e-6)
+    assert sust / 1e9 < p.metrics["gbps"] < burst / 1e9
+
+
+def test_a_time_based_run_that_finishes_early_reports_its_bytes():
+    p = predict(scen(bytes=GiB, duration_s=3600.0))
+    assert p.time_s < 3600.0 and p.metrics["gbps"] == pytest.approx(predict(scen()).metrics["gbps"])
+
+
+def test_980pro_write_cache_figures():
+    """Samsung 980 PRO 2 TB: 216 GB TurboWrite buffer, 2,000 MB/s after it (data sheet footnote)."""
+    n = load_host("Gen4-desktop-980PRO").nvme
+    assert (n.write_cache_gb_per_drive, n.sustained_write_gbps_per_drive) == (216, 2.0)
+    assert load_host("NC96ads-A100-v4").nvme.write_cache_gb_per_drive is None
