@@ -80,7 +80,7 @@ def render_csv(rows: list[dict]) -> str:
 
 def render_unmapped(unmapped: list[tuple[str, str, str]]) -> str:
     lines = ["# Reference rows not in the validation set", "",
-             "Rows of shared/reference that `analysis/build_published.py` cannot express as a scenario, one",
+             "Rows of shared/reference that `analysis/build_published/` cannot express as a scenario, one",
              "line each with the reason. They stay out of `gpusim validate`; adding the missing schema field,",
              "zoo entry or detail from the source would bring a row in.", "",
              f"{len(unmapped)} rows.", ""]
