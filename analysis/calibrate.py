@@ -14,6 +14,9 @@ Why this shape:
   GEMM in TFLOP/s and a collective in GB/s, too fast and too slow alike, and a soft-L1 loss keeps
   one misread figure from dragging a whole family. A weak pull towards the spec value keeps a
   weakly constrained parameter where its source put it.
+* A kernel row times one kernel by itself: its fixed cost is ``isolated_launch_s`` (the launch
+  path of a lone kernel), which the GEMM family fits; the in-stream ``launch_overhead_s`` that
+  every kernel of a training or decode step pays is fitted by no kernel family.
 * A parameter used by several families is fitted once per device, by its home family only (the
   one whose rows measure it most directly); families are fitted in ``FAMILIES`` order, each with
   the values fitted before it in place (``hbm_efficiency`` from STREAM rows, then GEMM's Tensor
@@ -82,9 +85,12 @@ FAMILIES: tuple[Family, ...] = (
            "spec bandwidth, and the latency ramp (Little's law) where arrays are small"),
     Family("l2", ("l2_efficiency", "l2_latency_s"), ("bytes",),
            "an L2-resident read sees the L2 roof alone"),
-    Family("gemm", ("tc_peak_fraction", "tile_overhead_s", "launch_overhead_s"), ("m", "n", "k"),
+    # A GEMM row times one kernel by itself, so its fixed cost is the isolated launch
+    # (isolated_launch_s), not the in-stream gap (launch_overhead_s) the kernels of a training or
+    # decode step pay: fitting the latter to small GEMMs made every decode step slower.
+    Family("gemm", ("tc_peak_fraction", "tile_overhead_s", "isolated_launch_s"), ("m", "n", "k"),
            "large GEMMs measure the sustained Tensor Core fraction (clock under load, issue "
-           "overheads); small ones the fixed per-tile and per-launch costs"),
+           "overheads); small ones the fixed per-tile cost and the launch of a kernel timed by itself"),
     Family("attention", ("mma_sync_fraction", "attn_flash3_overlap", "attn_fwd_alu_ops_per_score",
                          "attn_bwd_alu_ops_per_score"), ("batch", "seq_q", "seq_kv", "head_dim"),
            "fused attention: the share of the matrix peak mma.sync reaches on Hopper (FlashAttention "

@@ -71,11 +71,15 @@ IMPLS = ("naive", "flash1", "flash2", "flash3", "flash", "paged",
 # Library kernels priced as the algorithm they implement: PyTorch SDPA's default CUDA backend is
 # FlashAttention-2; Triton's fused-attention tutorial is the FA2 loop order; xFormers'
 # memory-efficient kernel is the FA1-era CUTLASS kernel; FlashInfer's kernels are paged
-# (decode) attention. cuDNN's fused attention and CUTLASS's Hopper FMHA use wgmma/TMA with
-# producer-consumer warps on Hopper (the FA3 design), the FA2 design elsewhere.
+# (decode) attention. cuDNN's fused attention uses wgmma/TMA with producer-consumer warps on
+# Hopper (the FA3 design), the FA2 design elsewhere. ``cutlass`` is Colfax's CUTLASS FMHA for
+# Hopper (Bikshandi & Shah, arXiv 2312.11918; tritonbench's ``colfax_cutlass``): the FA2 algorithm
+# and loop order rebuilt on wgmma and TMA, without FA3's warp specialisation, ping-pong scheduling
+# or intra-warpgroup softmax pipelining ("wgmma2": wgmma's full rate, the softmax in series with
+# the MMAs; at head dim 128 its 128 x 128 tiles leave one CTA per SM, so none hides it either).
 ALIASES = {"flash": "flash2", "sdpa": "flash2", "triton": "flash2", "xformers": "flash1"}
 SPLIT_KV_IMPLS = ("flash2", "flash3", "paged", "flashinfer")   # split the KV sequence when SMs are idle
-HOPPER_ALIASES = {"cudnn": "flash3", "cutlass": "flash3"}
+HOPPER_ALIASES = {"cudnn": "flash3", "cutlass": "wgmma2"}
 PASSES = {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}
 TILE_CHOICES = ((128, 128), (128, 64), (64, 64), (64, 32), (32, 32), (16, 32), (16, 16))
 MAX_PACK_ROWS = 128                       # decode: query rows of one KV head packed into one tile
@@ -207,7 +211,8 @@ def _score_time(dev, op: Attention, impl: str, bwd: bool, cps: int, Bc: int,
     steady state, (n-1)/n of the blocks. ``masked``: share of the visited score elements in blocks
     the causal diagonal crosses (they pay the mask's ALU ops)."""
     sms, d = dev.sms, op.head_dim
-    mma = 1.0 if (impl == "flash3" or dev.arch not in ASYNC_MMA_ARCHS) else eff(dev, "mma_sync_fraction")
+    wgmma = impl in ("flash3", "wgmma2")
+    mma = 1.0 if (wgmma or dev.arch not in ASYNC_MMA_ARCHS) else eff(dev, "mma_sync_fraction")
     rate = tc_peak(dev, op.dtype) * eff(dev, "tc_peak_fraction") * mma / sms
     t_mm = (10.0 if bwd else 4.0) * d / rate
     alu = eff(dev, "attn_bwd_alu_ops_per_score" if bwd else "attn_fwd_alu_ops_per_score")
@@ -215,6 +220,8 @@ def _score_time(dev, op: Attention, impl: str, bwd: bool, cps: int, Bc: int,
     t_nm = 1.0 / (sfu_ops_per_s(dev) / sms) + alu / (alu_ops_per_s(dev) / sms)
     if impl == "flash3":
         ov = eff(dev, "attn_flash3_overlap") * (1.0 - 1.0 / max(1.0, kv_blocks))
+    elif impl == "wgmma2":    # no scheduling puts the softmax under the MMAs (FA3's mechanisms absent)
+        ov = 0.0
     else:
         ov = eff(dev, "mma_sync_cta_overlap") * (1.0 - 1.0 / cps)
     t = max(t_mm, t_nm) + (1.0 - ov) * min(t_mm, t_nm)

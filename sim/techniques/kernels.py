@@ -101,9 +101,12 @@ def _need_dtype(device, dtype: str, field: str = "workload.dtype"):
 
 
 def _price(op, system, field: str) -> OpCost:
-    """cost(), with a physically impossible request reported as bad input on ``field``."""
+    """cost(), with a physically impossible request reported as bad input on ``field``. A single-op
+    kind times one kernel by itself, so its launch is the isolated one (``isolated_kernel``)."""
+    from sim.cost.common import isolated_kernel
     try:
-        return cost(op, system)
+        with isolated_kernel():
+            return cost(op, system)
     except InputError:
         raise
     except (ValueError, KeyError) as e:
