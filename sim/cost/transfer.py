@@ -1,8 +1,9 @@
 """Transfers between memory tiers: GPU memory (hbm), host DRAM (host) and local NVMe (nvme).
 
 A transfer is a pipeline of stages that stream in chunks, so its time is a fixed start-up latency
-plus the slowest stage: PCIe between GPU and host (the slower of the device's and the host's
-generation, the fewer of their lanes), the NVMe drives (all drives striped), host DRAM (every
+plus the slowest stage: the GPU's link to host memory (``sim.hardware.system.host_link``: PCIe, the
+slower of the device's and the host's generation and the fewer of their lanes, or the host's
+``gpu_link`` such as GH200's NVLink-C2C; the stage keeps the name ``pcie``), the NVMe drives (all drives striped), host DRAM (every
 stage that lands in or leaves host memory), and for pageable host memory the CPU copy into the
 driver's pinned staging buffer. NVMe <-> GPU goes through a pinned bounce buffer in host memory
 (as DeepSpeed's AIO path does) unless the op asks for GPUDirect Storage (``gds``): then the drives
@@ -31,9 +32,8 @@ from __future__ import annotations
 import math
 
 from sim.cost import OpCost, pricer
-from sim.cost.collective import pcie_path_Bps
 from sim.cost.efficiency import eff, param
-from sim.hardware.system import System
+from sim.hardware.system import System, host_link
 from sim.ops import Transfer
 
 TIERS = ("hbm", "host", "nvme")
@@ -47,6 +47,12 @@ param("pcie_h2d_efficiency", 64 / (64 + 20),
       "header and LCRC",
       "PCIe base spec: completions may be split at the 64-B read completion boundary of a root port; "
       "NCCL's topo.h notes Intel root complexes turn GPU traffic into 64-B TLPs; 64/(64+4+12+4)",
+      lo=0.3, hi=1.0)
+param("c2c_efficiency", 0.80,
+      "achievable fraction of an NVLink-C2C host link's per-direction rate for host<->GPU copies "
+      "(packet headers and flow control of the NVLink protocol C2C carries)",
+      "NVLink-C2C is an NVLink-family link; NCCL's Hopper NVLink payload figure is 20.6 of 25 GB/s per "
+      "link (src/graph/topo.h SM90_NVLINK_BW: 0.82), Blackwell's 40.1 of 50 (0.80); 0.80 taken, not fitted",
       lo=0.3, hi=1.0)
 param("pageable_staging_Bps", 10e9,
       "rate of the driver's CPU copy between pageable memory and its pinned staging buffer "
@@ -104,20 +110,25 @@ def price(op: Transfer, system: System) -> OpCost:
     latency = 0.0
     dram_bytes = 0.0
     notes = []
-    if "hbm" in (src, dst):                      # the PCIe leg between GPU and host memory
+    link = host_link(system)
+    if "hbm" in (src, dst):                      # the leg between GPU and host memory (PCIe or the host's gpu_link)
         h2d = dst == "hbm"
-        # GDS: the drive is the DMA master and writes GPU memory with posted writes (read) or reads it
-        # and gets the GPU's completions (write): no root-port 64-B completion split either way
-        e = eff(d, "pcie_h2d_efficiency" if h2d and not gds else "pcie_efficiency")
-        raw = pcie_path_Bps(system)
+        if link.kind == "pcie":
+            # GDS: the drive is the DMA master and writes GPU memory with posted writes (read) or reads it
+            # and gets the GPU's completions (write): no root-port 64-B completion split either way
+            e = eff(d, "pcie_h2d_efficiency" if h2d and not gds else "pcie_efficiency")
+        else:                                    # NVLink-C2C: no PCIe TLPs, one NVLink payload share both ways
+            e = eff(d, "c2c_efficiency")
+        raw = link.Bps
         terms["pcie"] = S / (raw * e)
         moved["pcie"] = S
         latency += eff(d, "transfer_latency_s")
         if not gds:
             dram_bytes += S                      # DMA reads (H2D) or writes (D2H) host memory once
-        notes.append(f"PCIe Gen{min(d.pcie.generation, h.pcie_generation)} "
-                     f"x{min(d.pcie.lanes, h.pcie_lanes_per_gpu)}: {raw / 1e9:.3g} GB/s raw, "
+        notes.append(f"{link.label}: {raw / 1e9:.3g} GB/s raw, "
                      f"{raw * e / 1e9:.3g} GB/s achievable {'host-to-device' if h2d else 'device-to-host'}")
+        # Pageable memory: priced as today's staging copy on every link. Over NVLink-C2C the GPU can
+        # address pageable memory directly (ATS), which may remove this term: not modelled.
         if not op.pinned and not gds:            # CPU copy through the driver's pinned staging buffer
             terms["cpu"] = S / eff(h, "pageable_staging_Bps")
             dram_bytes += 2 * S                  # the staging copy reads and writes host memory
@@ -149,8 +160,8 @@ def price(op: Transfer, system: System) -> OpCost:
                     terms[leg] = t_cached
                 notes.append(note)
         if gds:
-            notes.append("GPUDirect Storage: the drives DMA straight to/from GPU memory over its PCIe link; "
-                         "host DRAM untouched")
+            notes.append("GPUDirect Storage: the drives DMA straight to/from GPU memory over its "
+                         f"{'PCIe' if link.kind == 'pcie' else link.label} link; host DRAM untouched")
         else:
             dram_bytes += S                      # the drives DMA into / out of host memory
             if "hbm" in (src, dst):
@@ -173,7 +184,7 @@ def price(op: Transfer, system: System) -> OpCost:
         bound = "latency"
     terms["latency"] = latency
     detail = {"src": src, "dst": dst, "pinned": op.pinned, "path": notes,
-              "explanation": _explain(bound, S, terms, t, latency)}
+              "explanation": _explain(bound, S, terms, t, latency, link.label if link.kind != "pcie" else "PCIe")}
     if gds:
         detail["gds"] = True
     if op.block_bytes is not None:
@@ -186,14 +197,15 @@ _WHAT = {"pcie": "PCIe", "nvme_read": "NVMe read", "nvme_write": "NVMe write",
          "dram_bandwidth": "host DRAM", "cpu": "pageable staging copy (one CPU thread)"}
 
 
-def _explain(bound, S, terms, t, latency) -> str:
+def _explain(bound, S, terms, t, latency, link_label="PCIe") -> str:
     if bound == "latency":
         return f"latency-bound: {latency * 1e6:.3g} us of fixed start-up cost against {S:.3g} bytes"
     if bound == "nvme_iops":
         return (f"NVMe command-rate-bound (IOPS x request size below the drives' bandwidth): {S:.3g} bytes at "
                 f"{S / t / 1e9:.3g} GB/s overall, the first wave's {latency * 1e6:.3g} us latency included")
     rate = S / terms[bound]
-    return (f"{_WHAT[bound]}-bound: {S:.3g} bytes at {rate / 1e9:.3g} GB/s effective for this stage, "
+    what = link_label if bound == "pcie" else _WHAT[bound]
+    return (f"{what}-bound: {S:.3g} bytes at {rate / 1e9:.3g} GB/s effective for this stage, "
             f"plus {latency * 1e6:.3g} us start-up")
 
 

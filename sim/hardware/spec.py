@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DTYPES = ("fp64", "fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4", "fp4")
 
@@ -165,8 +165,16 @@ class NVMe(_Strict):
         return self
 
 
+HOST_LINK_KINDS = ("nvlink-c2c",)      # link kinds a host may name as its GPUs' attachment (gpu_link)
+
+
 class HostSpec(_Strict):
-    """The machine around the GPUs: CPU, DRAM, the PCIe path to each GPU and local NVMe."""
+    """The machine around the GPUs: CPU, DRAM, the link from each GPU to host memory and local NVMe.
+
+    The GPU's link to host memory is PCIe (``pcie_generation`` x ``pcie_lanes_per_gpu``, the lower of
+    device and host) unless ``gpu_link`` names a link file of another kind: on a Grace Hopper
+    superchip the GPU reaches the Grace CPU's memory over NVLink-C2C, which no PCIe width expresses.
+    """
 
     name: str
     gpus: int = Field(ge=1, description="GPUs the host carries")
@@ -174,6 +182,11 @@ class HostSpec(_Strict):
     dram: DRAM
     pcie_generation: int = Field(ge=3, le=6)
     pcie_lanes_per_gpu: int = Field(ge=1, le=128)
+    gpu_link: str | None = Field(
+        default=None,
+        description="optional: zoo link name (sim/hardware/links/<name>.yaml, kind nvlink-c2c) of each GPU's "
+                    "attachment to host memory when it is not PCIe; absent: the PCIe path (the lower of device "
+                    "and host generation, the fewer lanes)")
     network_gbps_per_gpu: float = Field(gt=0, description="inter-node line rate per GPU, Gbit/s (NICs x rate / GPUs)")
     nvme: NVMe
     efficiency: dict[str, float] = Field(default_factory=dict,
@@ -187,10 +200,27 @@ class HostSpec(_Strict):
         figures = ["gpus", "cpu", "dram", "pcie_generation", "pcie_lanes_per_gpu", "network_gbps_per_gpu", "nvme"]
         figures += [f"efficiency.{k}" for k in self.efficiency]
         figures += [f"nvme.{k}" for k in NVME_OPTIONAL if getattr(self.nvme, k) is not None]
+        figures += ["gpu_link"] if self.gpu_link is not None else []
         missing = [k for k in figures if k not in self.sources]
         if missing:
             raise ValueError(f"sources: no source given for {missing}; every figure needs one")
         return self
+
+    @field_validator("gpu_link")
+    @classmethod
+    def _known_link(cls, v):
+        """The named link must be a zoo link of a host-link kind (its own file carries the figures and
+        their sources); PCIe is said with pcie_generation/pcie_lanes_per_gpu, not here."""
+        if v is None:
+            return v
+        from sim.hardware import load_link, names      # deferred: sim.hardware imports this module
+        if v not in names("link"):
+            raise ValueError(f"unknown link '{v}'; expected one of {names('link')}")
+        kind = load_link(v).kind
+        if kind not in HOST_LINK_KINDS:
+            raise ValueError(f"link '{v}' is of kind '{kind}'; a host link must be one of {HOST_LINK_KINDS} "
+                             "(a PCIe host link is pcie_generation x pcie_lanes_per_gpu)")
+        return v
 
     @property
     def dram_Bps(self) -> float:
@@ -217,7 +247,7 @@ class LinkSpec(_Strict):
     """A link technology: per-direction bandwidth of one GPU's attachment and its latency."""
 
     name: str
-    kind: Literal["nvlink", "pcie", "infiniband", "ethernet"]
+    kind: Literal["nvlink", "pcie", "infiniband", "ethernet", "nvlink-c2c"]
     bandwidth_gbps: float = Field(gt=0, description="per direction, GB/s, at the width named in `width`")
     width: str = Field(description="what the bandwidth is for: 'x16', 'per GPU', 'per port'")
     latency_us: float = Field(ge=0, description="one-way small-message latency, microseconds")

@@ -34,6 +34,39 @@ class System:
             return self.device.nvlink_Bps
         return pcie_Bps(self.device.pcie.generation, self.device.pcie.lanes)
 
+    def host_link(self) -> "HostLink":
+        """One GPU's link to host memory; see :func:`host_link`."""
+        return host_link(self)
+
+
+@dataclass(frozen=True)
+class HostLink:
+    """The link between one GPU and host memory: what every host<->GPU transfer crosses."""
+    kind: str           # 'pcie' or a HOST_LINK_KINDS kind ('nvlink-c2c')
+    label: str          # 'PCIe Gen5 x16', 'NVLink-C2C'
+    Bps: float          # raw per-direction bytes/s, before protocol efficiency
+
+
+def host_link(system: System) -> HostLink:
+    """The one place that says how a GPU reaches host memory.
+
+    A host naming ``gpu_link`` (a Grace Hopper superchip: NVLink-C2C) attaches each GPU by that link,
+    at the link file's per-direction rate. Otherwise it is the PCIe path: the lower of the device's
+    and the host's generation, the fewer of their lanes (each end trains the link to what both support).
+    """
+    d, h = system.device, system.host
+    if h.gpu_link is not None:
+        from sim.hardware import load_link             # deferred: sim.hardware imports this package's spec
+        link = load_link(h.gpu_link)
+        return HostLink(link.kind, link.name, link.Bps)
+    gen, lanes = min(d.pcie.generation, h.pcie_generation), min(d.pcie.lanes, h.pcie_lanes_per_gpu)
+    return HostLink("pcie", f"PCIe Gen{gen} x{lanes}", pcie_Bps(gen, lanes))
+
+
+def host_link_Bps(system: System) -> float:
+    """Raw per-direction bytes/s between one GPU and host memory (see :func:`host_link`)."""
+    return host_link(system).Bps
+
 
 # Per-lane, per-direction PCIe data rate after 128b/130b encoding (PCI-SIG base specs):
 # Gen3 8 GT/s, Gen4 16 GT/s, Gen5 32 GT/s, Gen6 64 GT/s (PAM4, FLIT ~ same payload share).
