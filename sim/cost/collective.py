@@ -49,7 +49,7 @@ from sim.cost.efficiency import eff, param
 from sim.errors import InputError
 from sim.hardware import load_link, names
 from sim.hardware.spec import LinkSpec
-from sim.hardware.system import System, pcie_Bps
+from sim.hardware.system import System, pcie_Bps, pcie_path
 from sim.ops import Collective
 
 param("nvlink_efficiency", 0.80,
@@ -168,8 +168,7 @@ def _network_link(gbps: float) -> LinkSpec:
 
 def pcie_path_Bps(system: System) -> float:
     """Raw per-direction PCIe rate between one GPU and its host: the slower generation, fewer lanes."""
-    gen = min(system.device.pcie.generation, system.host.pcie_generation)
-    return pcie_Bps(gen, min(system.device.pcie.lanes, system.host.pcie_lanes_per_gpu))
+    return pcie_Bps(*pcie_path(system))
 
 
 def fabric(system: System, gpus_per_node: int) -> tuple[str, bool]:

@@ -54,13 +54,21 @@ def host_link(system: System) -> HostLink:
     at the link file's per-direction rate. Otherwise it is the PCIe path: the lower of the device's
     and the host's generation, the fewer of their lanes (each end trains the link to what both support).
     """
-    d, h = system.device, system.host
+    h = system.host
     if h.gpu_link is not None:
         from sim.hardware import load_link             # deferred: sim.hardware imports this package's spec
         link = load_link(h.gpu_link)
         return HostLink(link.kind, link.name, link.Bps)
-    gen, lanes = min(d.pcie.generation, h.pcie_generation), min(d.pcie.lanes, h.pcie_lanes_per_gpu)
+    gen, lanes = pcie_path(system)
     return HostLink("pcie", f"PCIe Gen{gen} x{lanes}", pcie_Bps(gen, lanes))
+
+
+def pcie_path(system: System) -> tuple[int, int]:
+    """(generation, lanes) of one GPU's PCIe path to its host: each end trains the link to what
+    both support, so the lower generation and the fewer lanes. Also the GPU-to-GPU path of a PCIe
+    collective, which crosses the same slot."""
+    d, h = system.device, system.host
+    return min(d.pcie.generation, h.pcie_generation), min(d.pcie.lanes, h.pcie_lanes_per_gpu)
 
 
 def host_link_Bps(system: System) -> float:
