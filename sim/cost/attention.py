@@ -83,6 +83,12 @@ HOPPER_ALIASES = {"cudnn": "flash3", "cutlass": "wgmma2"}
 PASSES = {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}
 TILE_CHOICES = ((128, 128), (128, 64), (64, 64), (64, 32), (32, 32), (16, 32), (16, 16))
 MAX_PACK_ROWS = 128                       # decode: query rows of one KV head packed into one tile
+# Threads per warp (NVIDIA) or wavefront (AMD CDNA): CDNA2/CDNA3 compute units execute wave64
+# (AMD CDNA3 ISA reference guide, 'wavefront of 64 work-items'; HIP's warpSize is 64 on gfx90a/gfx942).
+# vLLM's paged attention compiles WARP_SIZE = warpSize on ROCm (csrc/attention/attention_kernels.cu),
+# so its 128-thread CTA is 2 wavefronts there, 4 warps on NVIDIA.
+WAVE_WIDTH = {"cdna2": 64, "cdna3": 64}
+WARP_THREADS = 32
 
 param("attn_fwd_alu_ops_per_score", 4.0,
       "CUDA-core ops per score element in the online-softmax forward (scale-and-subtract FFMA, "
@@ -135,7 +141,8 @@ param("paged_partition_tokens", 512.0,
       "vLLM csrc/attention/paged_attention_v2.cu PARTITION_SIZE = 512; vllm/attention/ops/paged_attn.py "
       "_PARTITION_SIZE", lo=16.0, hi=65536.0)
 param("paged_warps_per_cta", 4.0,
-      "warps per CTA of vLLM's paged attention kernel",
+      "threads per CTA of vLLM's paged attention kernel, counted in 32-thread warps (on wave64 "
+      "CDNA parts the same threads form half as many wavefronts)",
       "vLLM csrc/attention: NUM_THREADS = 128", lo=1.0, hi=32.0)
 param("paged_regs_per_thread", 128.0,
       "registers per thread of vLLM's paged attention kernel (query vector, key/value vectors of a "
@@ -456,13 +463,16 @@ def _paged_vllm(op: Attention, dev) -> dict:
     b, kvb = DTYPE_BYTES[op.dtype], kv_bytes_per_elem(op, dev)
     sms = dev.sms
     part, bt = eff(dev, "paged_partition_tokens"), eff(dev, "paged_block_tokens")
-    warps = max(1, int(eff(dev, "paged_warps_per_cta")))
+    # the kernel's thread count (NUM_THREADS, counted in 32-thread warps by the parameter) is split
+    # into warps of the device's width; each warp (wavefront) walks one block at a time
+    threads = max(1, int(eff(dev, "paged_warps_per_cta"))) * WARP_THREADS
+    warps = max(1, threads // WAVE_WIDTH.get(dev.arch, WARP_THREADS))
     parts = ceil_div(skv, part)
     v2 = parts > 1 and not (skv <= 8192 and B * H > 512)          # vLLM's v1/v2 rule
     splits = parts if v2 else 1
     ctas = B * H * splits
     tokens = min(skv, part) if v2 else skv                          # per CTA
-    regs = warps * 32 * eff(dev, "paged_regs_per_thread") * 4
+    regs = threads * eff(dev, "paged_regs_per_thread") * 4
     smem = tokens * 4 + 2 * warps * d * 4                           # logits + cross-warp reduction buffers
     cps = max(1, min(int(dev.register_file_kb_per_sm * 1024 // regs), int(dev.smem_bytes_per_sm // smem)))
     conc = min(ctas, sms * cps)
