@@ -67,7 +67,7 @@ from sim.errors import InputError
 from sim.ops import DTYPE_BYTES, Attention, Elementwise, Gemm
 
 IMPLS = ("naive", "flash1", "flash2", "flash3", "flash", "paged",
-         "sdpa", "triton", "xformers", "cudnn", "cutlass", "flashinfer")
+         "sdpa", "triton", "xformers", "cudnn", "cutlass", "flashinfer", "flash4")
 # Library kernels priced as the algorithm they implement: PyTorch SDPA's default CUDA backend is
 # FlashAttention-2; Triton's fused-attention tutorial is the FA2 loop order; xFormers'
 # memory-efficient kernel is the FA1-era CUTLASS kernel; FlashInfer's kernels are paged
@@ -77,9 +77,22 @@ IMPLS = ("naive", "flash1", "flash2", "flash3", "flash", "paged",
 # and loop order rebuilt on wgmma and TMA, without FA3's warp specialisation, ping-pong scheduling
 # or intra-warpgroup softmax pipelining ("wgmma2": wgmma's full rate, the softmax in series with
 # the MMAs; at head dim 128 its 128 x 128 tiles leave one CTA per SM, so none hides it either).
+# On Blackwell (sm100) cuDNN's SDPA forward is priced with the FlashAttention-4 structure: both
+# descend from CUTLASS's Blackwell FMHA (examples/77_blackwell_fmha, which flash_fwd_sm100.py names
+# as its base): tcgen05 MMA into Tensor Memory, two softmax warpgroups on two query tiles, a
+# correction warpgroup. cuDNN's backward on Blackwell is not modelled with that structure (see
+# ``flash4``) and stays priced as flash2.
 ALIASES = {"flash": "flash2", "sdpa": "flash2", "triton": "flash2", "xformers": "flash1"}
-SPLIT_KV_IMPLS = ("flash2", "flash3", "paged", "flashinfer")   # split the KV sequence when SMs are idle
+SPLIT_KV_IMPLS = ("flash2", "flash3", "paged", "flashinfer", "flash4")   # split the KV sequence when SMs are idle
 HOPPER_ALIASES = {"cudnn": "flash3", "cutlass": "wgmma2"}
+BLACKWELL_ALIASES = {"cudnn": "flash4"}
+BLACKWELL_ARCHS = ("blackwell",)          # datacenter sm100 (tcgen05, TMEM); sm120 parts have neither
+# FlashAttention-4 forward geometry (flash_attn/cute/flash_fwd_sm100.py): m_block_size = n_block_size
+# = 128, q_stage = 2 query tiles per CTA (softmax warpgroups 0 and 1 ping-pong), one CTA per SM (the
+# tile needs all of Tensor Memory: S0, S1 at columns 0/128, O0, O1 after them). Tensor Memory is 512
+# columns x 128 lanes x 32 bit = 256 KB per SM (CUDA PTX ISA, tcgen05 'Tensor Memory'); tcgen05.mma
+# with cta_group::1 takes M = 64 or 128 (PTX ISA, tcgen05.mma shapes).
+FA4_TILE_M, FA4_TILE_N, TMEM_COLUMNS = 128, 128, 512
 PASSES = {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}
 TILE_CHOICES = ((128, 128), (128, 64), (64, 64), (64, 32), (32, 32), (16, 32), (16, 16))
 MAX_PACK_ROWS = 128                       # decode: query rows of one KV head packed into one tile
@@ -113,6 +126,29 @@ param("mma_sync_fraction", 0.6,
       "FA3 paper (Shah et al. 2024): FlashAttention-2 reaches only 35% of the H100 peak against "
       "50-73% of the A100 peak, for lack of wgmma/TMA; Luo et al. (arXiv 2501.12084) find mma.sync "
       "well below the wgmma throughput on Hopper", lo=0.2, hi=1.0)
+param("attn_flash4_overlap", 0.4,
+      "fraction of softmax (MUFU + FMA-pipe) time FlashAttention-4 hides under its tcgen05 MMAs in the "
+      "steady state of its pipeline over K/V blocks (Blackwell)",
+      "FA4 (Zadouri et al. 2026, arXiv 2603.05451; flash_attn/cute/flash_fwd_sm100.py): two softmax "
+      "warpgroups on two query tiles ping-pong against a single-thread-issued asynchronous tcgen05 MMA, "
+      "the FA3 mechanism on a faster MMA; with two tiles the ideal is a full overlap, the residue is the "
+      "named-barrier hand-offs (S ready, P written to TMEM, O corrected) and the correction warpgroup. "
+      "No FA4 ablation with separate numbers was found: FA3's ablation-derived share "
+      "(attn_flash3_overlap) is taken as the prior, not fitted to any B200 row; to be calibrated",
+      lo=0.0, hi=1.0)
+param("attn_flash4_exp_emulated_fraction", 0.125,
+      "share of the softmax exp2 evaluations FlashAttention-4 computes with a polynomial on the FMA "
+      "pipe instead of MUFU.EX2 (the rest go to the MUFU)",
+      "flash_attn/cute/softmax.py apply_exp2_convert with flash_fwd_sm100.py's schedule: a 128-column S "
+      "row is 4 fragments of 32; pairs k with k mod freq >= freq - 4, in fragments start_frg.."
+      "frg_cnt-2, are emulated. The default freq 16, start_frg 1 (causal hdim 128 and every hdim "
+      "without a tuning entry) emulates 4 of 16 pairs in 2 of 4 fragments = 12.5%; freq 10 (non-causal "
+      "hdim 128, 2-CTA) gives 18.75%. FA4 paper: 10-25% of the entries", lo=0.0, hi=1.0)
+param("exp2_emulation_ops", 9.0,
+      "CUDA-core lane operations per software exp2 (Cody-Waite split and degree-3 polynomial)",
+      "flash_attn/cute/utils.py ex2_emulation_2: clamp (fmax), round-down add of 1.5*2^23, subtract "
+      "back, fraction subtract, 3 Horner FMAs, exponent shift and integer add = 9 per element (packed "
+      "f32x2 forms halve the issue slots, not the lane work)", lo=4.0, hi=32.0)
 param("attn_flash1_warps", 4.0,
       "warps per CTA of FlashAttention-1; each writes a partial output tile to shared memory "
       "per K/V block ('split-K' work partitioning)",
@@ -187,7 +223,9 @@ def kv_bytes_per_elem(op: Attention, dev) -> float:
 
 def _check(op: Attention, dev) -> str:
     impl = ALIASES.get(op.impl, op.impl)
-    if impl in HOPPER_ALIASES:
+    if impl in BLACKWELL_ALIASES and dev.arch in BLACKWELL_ARCHS:
+        impl = BLACKWELL_ALIASES[impl]
+    elif impl in HOPPER_ALIASES:
         impl = HOPPER_ALIASES[impl] if dev.arch == "hopper" else "flash2"
     if op.impl not in IMPLS:
         raise InputError("scenario", "workload.impl", f"unknown attention implementation '{op.impl}'; expected one of {IMPLS}")
@@ -204,6 +242,15 @@ def _check(op: Attention, dev) -> str:
     if impl == "flash3" and dev.arch != "hopper":
         raise InputError("scenario", "workload.impl",
                          f"flash3 needs a Hopper GPU (wgmma, TMA); {dev.name} is {dev.arch}")
+    if impl == "flash4" and dev.arch not in BLACKWELL_ARCHS:
+        raise InputError("scenario", "workload.impl",
+                         f"flash4 needs a datacenter Blackwell GPU (sm100: tcgen05 MMA, Tensor Memory); "
+                         f"{dev.name} is {dev.arch}")
+    if op.impl == "flash4" and op.pass_ != "fwd":
+        raise InputError("scenario", "workload.pass",
+                         f"impl flash4: the '{op.pass_}' direction is not modelled (FlashAttention-4's "
+                         "backward is bound by shared-memory traffic with 2-CTA MMA and TMEM operands, "
+                         "for which no per-element figures are sourced); use pass 'fwd'")
     if op.pass_ != "fwd" and impl in ("paged", "flashinfer"):
         raise InputError("scenario", "workload.pass", "paged attention is an inference (forward) kernel")
     return impl
@@ -218,14 +265,24 @@ def _score_time(dev, op: Attention, impl: str, bwd: bool, cps: int, Bc: int,
     steady state, (n-1)/n of the blocks. ``masked``: share of the visited score elements in blocks
     the causal diagonal crosses (they pay the mask's ALU ops)."""
     sms, d = dev.sms, op.head_dim
-    wgmma = impl in ("flash3", "wgmma2")
-    mma = 1.0 if (wgmma or dev.arch not in ASYNC_MMA_ARCHS) else eff(dev, "mma_sync_fraction")
+    async_mma = impl in ("flash3", "wgmma2", "flash4")
+    mma = 1.0 if (async_mma or dev.arch not in ASYNC_MMA_ARCHS) else eff(dev, "mma_sync_fraction")
     rate = tc_peak(dev, op.dtype) * eff(dev, "tc_peak_fraction") * mma / sms
     t_mm = (10.0 if bwd else 4.0) * d / rate
     alu = eff(dev, "attn_bwd_alu_ops_per_score" if bwd else "attn_fwd_alu_ops_per_score")
     alu += masked * eff(dev, "attn_mask_alu_ops_per_score")
-    t_nm = 1.0 / (sfu_ops_per_s(dev) / sms) + alu / (alu_ops_per_s(dev) / sms)
-    if impl == "flash3":
+    if impl == "flash4":
+        # exp2 split between MUFU.EX2 and the polynomial on the FMA pipe; the two pipes run at once
+        # (three warpgroups issue to them), which is why FA4 moves part of the exps: the slower pipe paces
+        emu = eff(dev, "attn_flash4_exp_emulated_fraction")
+        t_sfu = (1.0 - emu) / (sfu_ops_per_s(dev) / sms)
+        t_fma = (alu + emu * eff(dev, "exp2_emulation_ops")) / (alu_ops_per_s(dev) / sms)
+        t_nm = max(t_sfu, t_fma)
+    else:
+        t_nm = 1.0 / (sfu_ops_per_s(dev) / sms) + alu / (alu_ops_per_s(dev) / sms)
+    if impl == "flash4":
+        ov = eff(dev, "attn_flash4_overlap") * (1.0 - 1.0 / max(1.0, kv_blocks))
+    elif impl == "flash3":
         ov = eff(dev, "attn_flash3_overlap") * (1.0 - 1.0 / max(1.0, kv_blocks))
     elif impl == "wgmma2":    # no scheduling puts the softmax under the MMAs (FA3's mechanisms absent)
         ov = 0.0
@@ -235,6 +292,19 @@ def _score_time(dev, op: Attention, impl: str, bwd: bool, cps: int, Bc: int,
     if impl == "flash1":      # partial outputs of each warp reduced through shared memory, behind barriers
         t += eff(dev, "attn_flash1_warps") * 2 * d * 4 / Bc / smem_Bps(dev)
     return t, t_mm, t_nm
+
+
+def _fa4_tile(rows: int, d: int) -> tuple[int, int, int]:
+    """FlashAttention-4 CTA tile (Br query rows, Bc keys, CTAs per SM).
+
+    Two 128-row query tiles (q_stage 2) when the query is longer than one tile and both S tiles and
+    both O accumulators fit in Tensor Memory (2 x 128 + 2 x d columns <= 512, d <= 128); one tile
+    otherwise (interface.py: q_stage = 2 only if the packed query exceeds tile_m). A one-tile query
+    uses tcgen05's M = 64 when it fits. One CTA per SM: the tile holds all of Tensor Memory."""
+    two = rows > FA4_TILE_M and 2 * FA4_TILE_N + 2 * 16 * ceil_div(d, 16) <= TMEM_COLUMNS
+    if two:
+        return 2 * FA4_TILE_M, FA4_TILE_N, 1
+    return (64 if rows <= 64 else FA4_TILE_M), FA4_TILE_N, 1
 
 
 def _tiles(dev, smem_need) -> tuple[int, int, int]:
@@ -282,7 +352,10 @@ def _tiled_fwd(op: Attention, dev, impl: str) -> dict:
         rows, units, share_heads = sq * g, B * Hkv, 1
     else:
         rows, units, share_heads = sq, B * H, g
-    Br = min(Br, 16 * ceil_div(rows, 16))  # a short query pads only to the MMA height (16 rows)
+    if impl == "flash4":
+        Br, Bc, cps = _fa4_tile(rows, d)
+    else:
+        Br = min(Br, 16 * ceil_div(rows, 16))  # a short query pads only to the MMA height (16 rows)
     nqb, nkb = ceil_div(rows, Br), ceil_div(skv, Bc)
     vis = _visited(nqb, Br, Bc, sq, skv, op.causal and not pack, nkb)
     grid = units * nqb
@@ -516,8 +589,10 @@ def price_attention(op: Attention, system) -> OpCost:
             res.append(_naive(op, dev, bwd))
         elif impl == "paged" and op.seq_q == 1:
             res.append(_paged_vllm(op, dev))
+        elif bwd:                  # cuDNN's Blackwell backward is not modelled: the mma.sync FA2 price
+            res.append(_tiled_bwd(op, dev, "flash2" if impl == "flash4" else impl))
         else:
-            res.append(_tiled_bwd(op, dev, impl) if bwd else _tiled_fwd(op, dev, impl))
+            res.append(_tiled_fwd(op, dev, impl))
     time = sum(r["time"] for r in res)
     terms: dict[str, float] = {}
     for r in res:
@@ -527,6 +602,8 @@ def price_attention(op: Attention, system) -> OpCost:
     detail = {"impl": impl, "causal_fraction": causal_fraction(op.seq_q, op.seq_kv, op.causal)}
     for bwd, r in zip(passes, res):
         detail["bwd" if bwd else "fwd"] = r["detail"] | {"time_s": r["time"], "bound": r["bound"]}
+    if impl == "flash4" and "bwd" in detail:
+        detail["bwd"]["impl"] = "flash2"
     return OpCost(time_s=time, bound=bound, flops=attention_flops(op),
                   bytes={"hbm": sum(r["hbm"] for r in res), "l2": sum(r["l2"] for r in res)},
                   terms=terms, detail=detail)

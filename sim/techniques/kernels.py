@@ -50,7 +50,7 @@ class AttentionIn(_Workload):
     dtype: Literal["fp32", "fp16", "bf16", "fp8"]
     pass_: Literal["fwd", "bwd", "fwd_bwd"] = Field(default="fwd", alias="pass")
     impl: Literal["naive", "flash1", "flash2", "flash3", "paged", "sdpa", "triton", "xformers", "cudnn",
-                  "cutlass", "flashinfer"] = "flash2"
+                  "cutlass", "flashinfer", "flash4"] = "flash2"
     kv_dtype: Literal["fp16", "bf16", "fp8", "int8", "int4", "int2"] | None = None
 
 
