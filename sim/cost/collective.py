@@ -37,6 +37,13 @@ Protocols. NCCL moves data with one of three protocols and its tuner picks, per 
 So a mid-size message pays either LL's halved bandwidth or Simple's per-hop latency on each of the
 2(n-1) ring steps: busbw rises with the message size and reaches the link rate only for large
 messages, and which protocol wins switches with size.
+
+AMD devices (``vendor: amd``) run RCCL, AMD's fork of NCCL, whose tuner keeps NCCL's formula but
+reads its own constants: base latencies per protocol, a per-architecture table of per-hop
+latencies and of measured bandwidth ratios per (algorithm, protocol) (``rcclTuningModel`` in
+ROCm/rccl src/graph/tuning.cc), rules that switch protocols off on some architectures, and
+fixed message-size windows that override the tuner's protocol between nodes. ``RCCL_MODELS``
+below holds them, one entry per architecture; NVIDIA devices keep the NCCL parameters above.
 """
 from __future__ import annotations
 
@@ -118,6 +125,86 @@ param("nccl_simple_slices_per_step", 2,
       "src/device/prims_simple.h genericOp runs waitPeer, reduceCopy, barrier and postPeer "
       "(fence_acq_rel_sys) once per slice, in sequence within the CTA, even for empty slices",
       lo=1, hi=8)
+
+# ---------------------------------------------------------------- RCCL (AMD)
+param("rccl_ll_launch_s", 12.0e-6,
+      "fixed cost of one RCCL collective with the LL protocol (launch, setup, final synchronisation)",
+      "ROCm/rccl src/graph/tuning.cc baseLat, ring and tree LL: 12.0 us (RCCL 2.18-2.2x; NCCL's is 6.6)",
+      lo=0.0, hi=1e-3)
+param("rccl_ll128_launch_s", 12.0e-6,
+      "fixed cost of one RCCL collective with the LL128 protocol",
+      "ROCm/rccl src/graph/tuning.cc baseLat, ring and tree LL128: 12.0 us", lo=0.0, hi=1e-3)
+param("rccl_simple_launch_s", 17.0e-6,
+      "fixed cost of one RCCL collective with the Simple protocol",
+      "ROCm/rccl src/graph/tuning.cc baseLat, ring and tree Simple: 17.0 us", lo=0.0, hi=1e-3)
+
+
+@dataclass(frozen=True)
+class RcclModel:
+    """One entry of RCCL's ``rcclTuningModel[]`` (src/graph/tuning.cc) and the rules RCCL applies
+    to that architecture. Latencies in microseconds per intra-node (xGMI) step; ``bw_ratio`` is
+    the share of the ring/tree bus bandwidth each (algorithm, protocol) achieves, as AMD measured
+    it (``[0]``: one or two nodes, ``[1]``: more); a ratio of 0 means RCCL never offers the pair."""
+    index: int
+    gcn: str
+    hop_us: dict            # algo -> {proto: us per xGMI step}
+    bw_ratio: tuple         # (<=2 nodes, >2 nodes), each algo -> {proto: ratio}
+    ll128: bool             # LL128 enabled by default
+    tree_simple_one_node: bool   # Tree/Simple offered when all ranks sit in one node
+    ll_windows: dict        # op -> (LL max bytes per rank, LL128 min, LL128 max); nNodes >= 2 only
+    one_node_ll_max: dict   # op -> LL up to this many bytes per rank, one node (overrides the tuner)
+    source: str
+
+
+RCCL_MODELS = {
+    # gfx942 (MI300X/MI300A): tuning index 5
+    "cdna3": RcclModel(
+        index=5, gcn="gfx942",
+        hop_us={"ring": {"LL": 0.8, "LL128": 0.8, "Simple": 2.1},
+                "tree": {"LL": 0.9, "LL128": 0.9, "Simple": 2.3}},
+        bw_ratio=({"ring": {"LL": 0.08, "LL128": 0.08, "Simple": 1.00},
+                   "tree": {"LL": 0.06, "LL128": 0.06, "Simple": 0.11}},
+                  {"ring": {"LL": 0.08, "LL128": 0.08, "Simple": 1.00},
+                   "tree": {"LL": 0.06, "LL128": 0.06, "Simple": 0.59}}),
+        ll128=False,
+        tree_simple_one_node=False,
+        ll_windows={"all_reduce": (1048576, 1048576, 9437184),
+                    "all_gather": (98304, 98304, 5046272),
+                    "reduce_scatter": (655360, 131072, 3211264)},
+        one_node_ll_max={"reduce_scatter": 352128},
+        source="ROCm/rccl src/graph/tuning.cc tuning_model_5 (hwLat NVLINK row = xGMI, bwRatio, "
+               "llProtoRanges); ncclTopoTuneModel skips Tree/Simple on gfx94x when all ranks share a "
+               "node and enables LL128 on gfx942 only where a topology model sets ll128Enabled "
+               "(2.18-2.20: gfx90a only); rcclUpdateCollectiveProtocol (src/enqueue.cc, later "
+               "src/misc/rccl_wrap.cc) applies llProtoRanges only when nNodes >= 2 and, on one gfx942 "
+               "node, LL for reduce_scatter up to 352128 B per rank; RCCL docs map gfx942 to index 5"),
+    # gfx90a (MI200: MI210/MI250/MI250X): tuning index 0
+    "cdna2": RcclModel(
+        index=0, gcn="gfx90a",
+        hop_us={"ring": {"LL": 0.8, "LL128": 2.2, "Simple": 3.6},
+                "tree": {"LL": 0.8, "LL128": 1.4, "Simple": 2.5}},
+        bw_ratio=({"ring": {"LL": 0.04, "LL128": 0.34, "Simple": 1.00},
+                   "tree": {"LL": 0.04, "LL128": 0.22, "Simple": 0.91}},
+                  {"ring": {"LL": 0.04, "LL128": 0.34, "Simple": 1.00},
+                   "tree": {"LL": 0.04, "LL128": 0.22, "Simple": 0.95}}),
+        ll128=False,
+        tree_simple_one_node=True,
+        ll_windows={},
+        one_node_ll_max={},
+        source="ROCm/rccl src/graph/tuning.cc tuning_model_0 (the default model; RCCL docs map "
+               "gfx90a to index 0); LL128 on gfx90a needs a topology model with ll128Enabled "
+               "(src/graph/rome_models.cc), so it is off by default; llProtoRanges undefined"),
+}
+RCCL_DEFAULT_ARCH = "cdna2"       # rcclTuningModel[0] is RCCL's fallback for an unknown architecture
+RCCL_LAUNCH = {"LL": "rccl_ll_launch_s", "LL128": "rccl_ll128_launch_s", "Simple": "rccl_simple_launch_s"}
+
+
+def rccl_model(device) -> RcclModel | None:
+    """RCCL's tuning model for an AMD device (by its ``arch``), None for NVIDIA (NCCL)."""
+    if getattr(device, "vendor", "nvidia") != "amd":
+        return None
+    return RCCL_MODELS.get(device.arch, RCCL_MODELS[RCCL_DEFAULT_ARCH])
+
 
 NVLS_ARCHS = ("hopper", "blackwell")
 PROTOCOLS = ("LL", "LL128", "Simple")     # NVSwitch generations with in-switch reduction (NVLink SHARP)
@@ -231,6 +318,7 @@ def _plan(op: str, algo: str, S: float, n: int, g: int, N: int, L: Links, device
     """Bytes per GPU on each link (per direction), latency in seconds, and the steps, for one algorithm."""
     ai, an = L.intra_alpha_s, L.net_alpha_s
     intra = net = lat = 0.0
+    hi = hn = 0                # link steps inside the node and between nodes (RCCL prices them apart)
     steps = ""
     if op == "all_reduce":
         if algo == "tree":
@@ -239,6 +327,7 @@ def _plan(op: str, algo: str, S: float, n: int, g: int, N: int, L: Links, device
             intra = 2 * S if g > 1 else 0.0
             net = 2 * S / g if N > 1 else 0.0
             lat = 2 * ((g - 1) * ai + math.ceil(math.log2(N)) * an) if N > 1 else 2 * (g - 1) * ai
+            hi, hn = 2 * (g - 1), (2 * math.ceil(math.log2(N)) if N > 1 else 0)
             steps = f"chain {2 * (g - 1)} intra + tree {2 * math.ceil(math.log2(N)) if N > 1 else 0} inter"
         else:
             if algo == "nvls":
@@ -248,10 +337,12 @@ def _plan(op: str, algo: str, S: float, n: int, g: int, N: int, L: Links, device
             else:
                 intra = 2 * (g - 1) / g * S                   # reduce-scatter + all-gather in the node
                 lat = 2 * (g - 1) * ai
+                hi = 2 * (g - 1)
                 steps = f"ring {2 * (g - 1)} intra"
             if N > 1:                                          # inter-node all-reduce of the 1/g shard
                 net = 2 * (N - 1) / N * S / g
                 lat += 2 * (N - 1) * an
+                hn = 2 * (N - 1)
                 steps += f" + ring {2 * (N - 1)} inter on S/{g}"
     elif op in ("all_gather", "reduce_scatter"):
         if algo == "nvls":
@@ -261,21 +352,24 @@ def _plan(op: str, algo: str, S: float, n: int, g: int, N: int, L: Links, device
         else:
             intra = (g - 1) / g * S
             lat = (g - 1) * ai
+            hi = g - 1
             steps = f"ring {g - 1} intra"
         if N > 1:
             net = (N - 1) / N * S / g
             lat += (N - 1) * an
+            hn = N - 1
             steps += f" + ring {N - 1} inter on S/{g}"
     elif op == "all_to_all":
         intra = (g - 1) / n * S
         net = (n - g) / n * S
         lat = (g - 1) * ai + (n - g) * an
+        hi, hn = g - 1, n - g
         steps = f"{n - 1} peers"
     elif op == "send_recv":
         if N > 1:
-            net, lat = S, an
+            net, lat, hn = S, an, 1
         else:
-            intra, lat = S, ai
+            intra, lat, hi = S, ai, 1
         steps = "one message"
     bw_intra = L.intra_Bps * (eff(device, "nvls_efficiency") if algo == "nvls" else 1.0)
     terms = {}
@@ -285,15 +379,24 @@ def _plan(op: str, algo: str, S: float, n: int, g: int, N: int, L: Links, device
         terms["network"] = net / L.net_Bps
     ring = algo == "ring" and op in ("all_reduce", "all_gather", "reduce_scatter")
     return {"terms": terms, "bytes": {L.intra: intra, "network": net}, "latency_s": lat, "steps": steps,
-            "loop_chunks": n if ring else 0, "S": S}
+            "loop_chunks": n if ring else 0, "S": S, "hops": (hi, hn), "nodes": N, "net_alpha_s": an}
 
 
-def protocols(algo: str, L: Links) -> tuple[str, ...]:
+def protocols(algo: str, L: Links, device=None, nodes: int = 1) -> tuple[str, ...]:
     """The protocols NCCL may run ``algo`` with on these links: NVLS only with Simple; LL128 only
-    where NVLink joins the GPUs (it relies on NVLink's in-order 128-byte stores)."""
+    where NVLink joins the GPUs (it relies on NVLink's in-order 128-byte stores).
+
+    RCCL (AMD): LL128 only where its tuning model enables it by default, and no Tree/Simple on
+    one gfx94x node (ncclTopoTuneModel skips the pair when every rank sits in the node)."""
     if algo == "nvls":
         return ("Simple",)
-    return PROTOCOLS if L.intra == "nvlink" else ("LL", "Simple")
+    m = rccl_model(device) if device is not None else None
+    if m is None:
+        return PROTOCOLS if L.intra == "nvlink" else ("LL", "Simple")
+    out = ("LL",) + (("LL128",) if m.ll128 and L.intra == "nvlink" else ()) + ("Simple",)
+    if algo == "tree" and nodes == 1 and not m.tree_simple_one_node:
+        out = tuple(p for p in out if p != "Simple")
+    return out
 
 
 def simple_loops(S: float, chunks_per_loop: int, device) -> int:
@@ -323,6 +426,9 @@ def _protocol_cost(proto: str, algo: str, p: dict, device) -> tuple[float, float
     """
     if algo == "nvls":               # NCCL's NVLS latency is already a Simple-protocol figure
         return eff(device, "collective_launch_s"), p["latency_s"], dict(p["terms"]), p["latency_s"]
+    m = rccl_model(device)
+    if m is not None:
+        return _rccl_protocol_cost(m, proto, algo, p, device)
     launch, hop, bwf = {
         "LL": ("collective_launch_s", 1.0, "nccl_ll_bw_fraction"),
         "LL128": ("nccl_ll128_launch_s", "nccl_ll128_hop_factor", "nccl_ll128_bw_fraction"),
@@ -334,6 +440,49 @@ def _protocol_cost(proto: str, algo: str, p: dict, device) -> tuple[float, float
     if proto == "Simple" and p.get("loop_chunks"):
         lat *= eff(device, "nccl_simple_slices_per_step") * simple_loops(p["S"], p["loop_chunks"], device)
     return eff(device, launch), lat, {k: v / bwf for k, v in p["terms"].items()}, tuner
+
+
+def _rccl_protocol_cost(m: RcclModel, proto: str, algo: str, p: dict, device):
+    """RCCL's version of ``_protocol_cost``: its base latency, its per-xGMI-step latency of the
+    (algorithm, protocol) for each step inside the node (network steps keep the link spec's
+    latency scaled by the NCCL protocol factors: RCCL's network row is a tuner bias, see
+    docs/cost_model.md), and its measured bandwidth ratio. The Simple ring pays its handshakes per
+    slice and loop as NCCL's kernel does (RCCL keeps prims_simple.h's structure)."""
+    kind = "tree" if algo == "tree" else "ring"        # direct (all_to_all, send_recv) as the ring
+    hi, hn = p["hops"]
+    net_factor = {"LL": 1.0, "LL128": eff(device, "nccl_ll128_hop_factor"),
+                  "Simple": eff(device, "nccl_simple_hop_factor")}[proto]
+    inter = hn * p["net_alpha_s"] * net_factor
+    tuner = lat = hi * m.hop_us[kind][proto] * 1e-6 + inter
+    if proto == "Simple" and p.get("loop_chunks"):
+        lat = (lat - inter) * eff(device, "nccl_simple_slices_per_step") \
+            * simple_loops(p["S"], p["loop_chunks"], device) + inter
+    ratio = m.bw_ratio[0 if p["nodes"] <= 2 else 1][kind][proto]
+    return eff(device, RCCL_LAUNCH[proto]), lat, {k: v / ratio for k, v in p["terms"].items()}, tuner
+
+
+def rccl_protocol_override(m: RcclModel, op: str, S: float, n: int, nodes: int) -> str | None:
+    """The protocol RCCL's rcclUpdateCollectiveProtocol forces after its tuner, or None.
+
+    Between nodes (nNodes >= 2) the model's llProtoRanges windows decide: Simple, LL when the
+    bytes per rank fall in (0, LL max], LL128 in (LL128 min, LL128 max] where LL128 is enabled
+    (the all_reduce maximum x 3.8 beyond two nodes). Bytes per rank: the buffer for all_reduce, the
+    buffer / n for all_gather and reduce_scatter (rcclGetSizePerRank). On one gfx942 node only
+    reduce_scatter has a rule (LL up to ``one_node_ll_max``)."""
+    per_rank = S / n if op in ("all_gather", "reduce_scatter") else S
+    if nodes == 1:
+        cap = m.one_node_ll_max.get(op)
+        return "LL" if cap is not None and per_rank <= cap else None
+    if op not in m.ll_windows:
+        return None
+    ll_max, ll128_min, ll128_max = m.ll_windows[op]
+    proto = "LL" if 0 < per_rank <= ll_max else "Simple"
+    if m.ll128:
+        if op == "all_reduce" and nodes > 2:
+            ll128_max *= 3.8
+        if ll128_min < per_rank <= ll128_max:
+            proto = "LL128"
+    return proto
 
 
 @pricer(Collective)
@@ -360,12 +509,16 @@ def price_placed(op: Collective, system: System, per_node: int | None = None) ->
     timed = {}
     for algo in ([op.algo] if op.algo else choices):
         p = _plan(op.op, algo, float(op.bytes), op.gpus, g, N, L, system.device)
-        for proto in protocols(algo, L):
+        for proto in protocols(algo, L, system.device, N):
             fixed, lat, terms, tuner_lat = _protocol_cost(proto, algo, p, system.device)
             data = max(terms.values(), default=0.0)
             timed[(algo, proto)] = (fixed + lat + data, p, fixed, lat, terms, fixed + tuner_lat + data)
     # NCCL picks by its tuner's estimate (latency charged once), then pays what the kernel costs.
     algo, proto = min(timed, key=lambda a: timed[a][5])
+    m = rccl_model(system.device)
+    forced = rccl_protocol_override(m, op.op, float(op.bytes), op.gpus, N) if m else None
+    if forced is not None and (algo, forced) in timed:     # RCCL's size windows replace the protocol
+        proto = forced
     t, p, launch, link_lat, terms, _ = timed[(algo, proto)]
     bw_bound = max(terms, key=terms.get) if terms else None
     latency = launch + link_lat
@@ -374,7 +527,7 @@ def price_placed(op: Collective, system: System, per_node: int | None = None) ->
     busbw = algbw * BUSBW_FACTOR[op.op](op.gpus)
     terms.update(link_latency=link_lat, launch_overhead=launch)
     detail = {
-        "algo": algo, "protocol": proto, "gpus": op.gpus, "gpus_per_node": g, "nodes": N, "steps": p["steps"],
+        "algo": algo, "protocol": proto, "library": "RCCL" if m else "NCCL", "gpus": op.gpus, "gpus_per_node": g, "nodes": N, "steps": p["steps"],
         "intra_node_link": L.intra_link, "network_link": L.net_link or None,
         "intra_Bps_achievable": L.intra_Bps, "network_Bps_achievable": L.net_Bps or None,
         "algbw_Bps": algbw, "busbw_Bps": busbw,
