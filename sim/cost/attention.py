@@ -38,6 +38,17 @@ the tile sizes the largest that fit Q plus double-buffered K and V in shared mem
   (block j's softmax under block j+1's GEMMs): its first and last stages run alone, so a CTA that
   visits n blocks hides at most (n-1)/n of what the steady state hides.
 
+flash4 (FlashAttention-4, Blackwell sm100 only; cudnn's forward there): the tcgen05 MMA, issued by
+one thread with operands in shared memory and accumulators in Tensor Memory, runs at the full tensor
+rate. A CTA holds two 128-row query tiles and walks 128-key blocks; two softmax warpgroups ping-pong
+so one's softmax runs under the other's MMAs (``attn_flash4_overlap``, in the pipeline's steady state
+as for flash3). On B200 the tensor rate per SM and clock doubled while MUFU.EX2 stayed at 16 per clock
+(FA4 paper), so at head dim 64 the exp is the wall: FA4 computes a share of the exps
+(``attn_flash4_exp_emulated_fraction``) with a degree-3 polynomial on the FMA pipe
+(``exp2_emulation_ops`` each); the MUFU and FMA pipes run at once and the slower one paces the softmax.
+Its backward (bound by shared-memory traffic, 2-CTA MMA) is not modelled: flash4 refuses bwd, and
+cudnn's backward on Blackwell stays priced as flash2.
+
 paged (vLLM PagedAttention v1/v2, decode with one query per sequence): one CTA of
 ``paged_warps_per_cta`` warps per (query head, sequence, 512-token partition); v2 (a partition
 per ``paged_partition_tokens`` and a second reduce kernel) unless the sequence fits one partition
