@@ -2,6 +2,7 @@
 tcgen05 MMA at the full tensor rate, exp2 split between MUFU and an FMA-pipe polynomial, ping-pong
 overlap. The bounds below are physics (roofline of each pipe), not values read off the model."""
 import copy
+import math
 
 import pytest
 import yaml
@@ -92,20 +93,98 @@ def test_refused_off_blackwell_through_the_scenario():
     assert predict(sc).time_s > 0
 
 
+@pytest.mark.parametrize("name", ["H100-SXM5-80GB", "A100-SXM4-80GB"])
 @pytest.mark.parametrize("pass_", ["bwd", "fwd_bwd"])
-def test_backward_refused_with_the_direction_named(pass_):
+def test_backward_refused_off_blackwell_with_the_field_named(name, pass_):
     with pytest.raises(InputError) as e:
-        cost(fa4(pass_=pass_), B200)
-    assert e.value.field == "workload.pass" and "flash4" in str(e.value) and pass_ in str(e.value)
+        cost(fa4(pass_=pass_), load_device(name))
+    assert e.value.field == "workload.impl" and "flash4" in str(e.value)
 
 
-def test_cudnn_forward_on_blackwell_is_the_fa4_structure_and_hopper_is_unchanged():
-    assert cost(fa4(impl="cudnn"), B200).time_s == cost(fa4(), B200).time_s
+def test_cudnn_on_blackwell_is_the_fa4_structure_both_directions_and_hopper_is_unchanged():
+    for pass_ in ("fwd", "bwd", "fwd_bwd"):
+        assert cost(fa4(impl="cudnn", pass_=pass_), B200).time_s == cost(fa4(pass_=pass_), B200).time_s
     assert cost(fa4(impl="cudnn"), B200).detail["impl"] == "flash4"
-    assert cost(fa4(impl="cudnn"), load_device("H100-SXM5-80GB")).detail["impl"] == "flash3"
-    # the backward of cuDNN on Blackwell is not modelled with the FA4 structure: it keeps a price
-    c = cost(fa4(impl="cudnn", pass_="fwd_bwd"), B200)
-    assert c.detail["bwd"]["impl"] == "flash2" and c.time_s > cost(fa4(impl="cudnn"), B200).time_s
+    h100 = load_device("H100-SXM5-80GB")
+    assert cost(fa4(impl="cudnn", pass_="fwd_bwd"), h100).time_s == cost(fa4(impl="flash3", pass_="fwd_bwd"), h100).time_s
+    a100 = load_device("A100-SXM4-80GB")
+    assert cost(fa4(impl="cudnn", pass_="bwd"), a100).time_s == cost(fa4(impl="flash2", pass_="bwd"), a100).time_s
+
+
+# ---- backward: five tcgen05 MMAs per 128 x 128 tile, shared-memory traffic, MUFU exps -------------------
+bwd_shapes = dict(batch=st.integers(1, 8), heads=st.sampled_from([8, 16, 32]), gqa=st.sampled_from([1, 4]),
+                  sq=st.sampled_from([128, 1024, 4096, 8192]), d=st.sampled_from([64, 128]), causal=st.booleans())
+
+
+def _bwd(batch, heads, gqa, sq, d, causal, impl="flash4"):
+    return fa4(batch=batch, heads=heads, kv_heads=max(1, heads // gqa), sq=sq, d=d, causal=causal,
+               impl=impl, pass_="bwd")
+
+
+@given(**bwd_shapes)
+@FAST
+def test_backward_never_beats_its_tensor_core_roofline(batch, heads, gqa, sq, d, causal):
+    """The backward does 2.5x the forward's FLOPs (five MMAs against two); at the dense BF16 peak that
+    is a floor."""
+    op = _bwd(batch, heads, gqa, sq, d, causal)
+    c = cost(op, B200)
+    fwd_flops = 4.0 * batch * heads * sq * sq * d * causal_fraction(sq, sq, causal)
+    assert c.flops == pytest.approx(2.5 * fwd_flops)
+    assert c.time_s >= 2.5 * fwd_flops / B200.peak_flops("bf16")
+
+
+@given(batch=st.integers(1, 8), heads=st.sampled_from([8, 16, 32]), sq=st.sampled_from([128, 1024, 4096, 8192]),
+       d=st.sampled_from([64, 128]))
+@FAST
+def test_backward_never_beats_its_shared_memory_bound(batch, heads, sq, d):
+    """Non-causal, so every (128-query, 128-key) tile is visited. Per tile the two MMAs with both operands in
+    shared memory (S = K Q^T and dP = V dO^T: 128 x d of each operand, 2 B per element) alone move
+    4 x 128 x d x 2 B through shared memory; at 128 B/clk per SM on all SMs at the boost clock that is a
+    floor on the kernel time, below the full traffic the kernel moves."""
+    op = _bwd(batch, heads, 1, sq, d, False)
+    tiles = batch * heads * math.ceil(sq / 128) ** 2
+    floor_bytes = tiles * 4 * 128 * d * 2
+    smem_rate = eff(B200, "smem_bytes_per_clk_per_sm") * B200.sms * _clock_hz(B200)
+    assert cost(op, B200).time_s >= floor_bytes / smem_rate
+
+
+@given(**bwd_shapes)
+@FAST
+def test_backward_never_beats_one_mufu_exp_per_score(batch, heads, gqa, sq, d, causal):
+    """The backward recomputes P = exp2(S - LSE) with MUFU.EX2 for every visited score (no polynomial
+    share in flash_bwd_sm100.py): the unmasked scores alone, at 16 per clock per SM, bound it."""
+    op = _bwd(batch, heads, gqa, sq, d, causal)
+    n_exp = batch * heads * sq * sq * causal_fraction(sq, sq, causal)
+    mufu = eff(B200, "sfu_ops_per_clk_per_sm") * B200.sms * _clock_hz(B200)
+    assert cost(op, B200).time_s >= n_exp / mufu
+
+
+@given(**bwd_shapes)
+@FAST
+def test_backward_faster_than_mma_sync_fa2_on_b200(batch, heads, gqa, sq, d, causal):
+    """tcgen05 at the full rate against FA2's mma.sync, which keeps Hopper's per-SM rate on B200."""
+    t4 = cost(_bwd(batch, heads, gqa, sq, d, causal), B200).time_s
+    t2 = cost(_bwd(batch, heads, gqa, sq, d, causal, impl="flash2"), B200).time_s
+    assert t4 < t2
+
+
+def test_backward_is_shared_memory_bound_at_long_sequences():
+    """FA4 paper: on B200 the backward's bottleneck is shared-memory traffic, not the MMAs. Per 128 x 128
+    tile at d = 128 the MMA operands alone that come from shared memory are S, dP: 2 x 64 KB; dV, dK: 2 x
+    32 KB (P, dS from Tensor Memory); dQ: 64 KB = 256 KB = 2048 clk at 128 B/clk, against 5 x 512 clk of
+    MMA at 8192 FLOP/clk; the dS store, Q/dO loads and fp32 dQ staging add more than the remaining 20%."""
+    c = cost(fa4(batch=4, heads=16, sq=8192, d=128, pass_="bwd"), B200)
+    assert c.bound == "smem_bandwidth"
+    bw = c.detail["bwd"]
+    assert bw["smem_s_per_score"] > bw["matmul_s_per_score"]
+    assert bw["tile"] == (128, 128) and bw["ctas_per_sm"] == 1
+
+
+def test_fwd_bwd_is_the_sum_of_its_directions():
+    op = fa4(batch=2, heads=16, sq=4096, causal=True)
+    f = cost(op, B200).time_s
+    b = cost(fa4(batch=2, heads=16, sq=4096, causal=True, pass_="bwd"), B200).time_s
+    assert cost(fa4(batch=2, heads=16, sq=4096, causal=True, pass_="fwd_bwd"), B200).time_s == pytest.approx(f + b)
 
 
 @given(batch=st.integers(1, 8), heads=st.sampled_from([16, 32]), d=st.sampled_from([64, 128]))

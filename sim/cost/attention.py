@@ -46,8 +46,15 @@ as for flash3). On B200 the tensor rate per SM and clock doubled while MUFU.EX2 
 (FA4 paper), so at head dim 64 the exp is the wall: FA4 computes a share of the exps
 (``attn_flash4_exp_emulated_fraction``) with a degree-3 polynomial on the FMA pipe
 (``exp2_emulation_ops`` each); the MUFU and FMA pipes run at once and the slower one paces the softmax.
-Its backward (bound by shared-memory traffic, 2-CTA MMA) is not modelled: flash4 refuses bwd, and
-cudnn's backward on Blackwell stays priced as flash2.
+Its backward (flash_attn/cute/flash_bwd_sm100.py; CUTLASS examples/77_blackwell_fmha's
+sm100_fmha_bwd_kernel_tma_warpspecialized.hpp has the same warp roles and tiles) walks, per CTA, one
+128-key block over the 128-query blocks that see it with five tcgen05 MMAs per tile (S^T = K Q^T,
+dP^T = V dO^T, dV += P^T dO, dK += dS^T Q, dQ = dS K) at the full tensor rate, one MUFU exp per score
+(no emulation in the backward), dS = P (dP - D) on the FMA pipe, and dQ drained from Tensor Memory
+through shared memory into TMA reduce-adds in L2. Every operand that is not in Tensor Memory passes
+through shared memory, whose 128 B/clk did not grow with the tensor rate: at head dim 128 the tile's
+shared-memory traffic takes ~1.5x its MMA time, so the backward is shared-memory-bound (FA4 paper).
+See ``_fa4_bwd_score_time``. cudnn's backward on Blackwell is priced the same way.
 
 paged (vLLM PagedAttention v1/v2, decode with one query per sequence): one CTA of
 ``paged_warps_per_cta`` warps per (query head, sequence, 512-token partition); v2 (a partition
@@ -91,8 +98,10 @@ IMPLS = ("naive", "flash1", "flash2", "flash3", "flash", "paged",
 # On Blackwell (sm100) cuDNN's SDPA forward is priced with the FlashAttention-4 structure: both
 # descend from CUTLASS's Blackwell FMHA (examples/77_blackwell_fmha, which flash_fwd_sm100.py names
 # as its base): tcgen05 MMA into Tensor Memory, two softmax warpgroups on two query tiles, a
-# correction warpgroup. cuDNN's backward on Blackwell is not modelled with that structure (see
-# ``flash4``) and stays priced as flash2.
+# correction warpgroup. Its backward on Blackwell is priced with FA4's backward structure too (CUTLASS
+# example 77's backward kernel has the same 128 x 128 tiles, 8 compute + 4 reduce warps, five tcgen05 MMAs
+# and TMA reduce-add of dQ; it reads dS^T for the dK MMA from shared memory where FA4 keeps it in Tensor
+# Memory, a difference not priced: cuDNN's own kernel is closed).
 ALIASES = {"flash": "flash2", "sdpa": "flash2", "triton": "flash2", "xformers": "flash1"}
 SPLIT_KV_IMPLS = ("flash2", "flash3", "paged", "flashinfer", "flash4")   # split the KV sequence when SMs are idle
 HOPPER_ALIASES = {"cudnn": "flash3", "cutlass": "wgmma2"}
@@ -104,6 +113,17 @@ BLACKWELL_ARCHS = ("blackwell",)          # datacenter sm100 (tcgen05, TMEM); sm
 # columns x 128 lanes x 32 bit = 256 KB per SM (CUDA PTX ISA, tcgen05 'Tensor Memory'); tcgen05.mma
 # with cta_group::1 takes M = 64 or 128 (PTX ISA, tcgen05.mma shapes).
 FA4_TILE_M, FA4_TILE_N, TMEM_COLUMNS = 128, 128, 512
+# FlashAttention-4 backward geometry (flash_attn/cute/flash_bwd_sm100.py __init__: tile_m = tile_n = 128; CUTLASS
+# sm100_fmha_bwd_kernel_tma_warpspecialized.hpp static_asserts both 128): a CTA owns one 128-key block and walks
+# the 128-query blocks; 16 warps and ~227 KB of shared memory, one CTA per SM (min_blocks_per_mp=1).
+FA4_BWD_TILE_M, FA4_BWD_TILE_N = 128, 128
+# FMA-pipe ops per score in the compute warps' P phase (flash_bwd_sm100.py compute_loop: one packed FFMA
+# S*scale_log2 - LSE, one conversion of P to 16 bits); the rest of attn_bwd_alu_ops_per_score (dP - D,
+# times P, conversion of dS) is the dS phase.
+FA4_BWD_P_PHASE_OPS = 2.0
+# LSE and dPsum are read by the compute warps from shared memory per 32-column stage: the 32 lanes of a warp
+# (32 key rows) read the same values (broadcast), 4 B each per score column per warp.
+FA4_BWD_BROADCAST_ROWS = 32
 PASSES = {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}
 TILE_CHOICES = ((128, 128), (128, 64), (64, 64), (64, 32), (32, 32), (16, 32), (16, 16))
 MAX_PACK_ROWS = 128                       # decode: query rows of one KV head packed into one tile
@@ -257,11 +277,6 @@ def _check(op: Attention, dev) -> str:
         raise InputError("scenario", "workload.impl",
                          f"flash4 needs a datacenter Blackwell GPU (sm100: tcgen05 MMA, Tensor Memory); "
                          f"{dev.name} is {dev.arch}")
-    if op.impl == "flash4" and op.pass_ != "fwd":
-        raise InputError("scenario", "workload.pass",
-                         f"impl flash4: the '{op.pass_}' direction is not modelled (FlashAttention-4's "
-                         "backward is bound by shared-memory traffic with 2-CTA MMA and TMEM operands, "
-                         "for which no per-element figures are sourced); use pass 'fwd'")
     if op.pass_ != "fwd" and impl in ("paged", "flashinfer"):
         raise InputError("scenario", "workload.pass", "paged attention is an inference (forward) kernel")
     return impl
@@ -316,6 +331,61 @@ def _fa4_tile(rows: int, d: int) -> tuple[int, int, int]:
     if two:
         return 2 * FA4_TILE_M, FA4_TILE_N, 1
     return (64 if rows <= 64 else FA4_TILE_M), FA4_TILE_N, 1
+
+
+def fa4_bwd_tile_smem_bytes(d: int, b: float) -> dict[str, float]:
+    """Shared-memory bytes one 128-key x 128-query tile of FlashAttention-4's backward moves, by MMA and by use.
+
+    From flash_bwd_sm100.py (1-CTA path): S^T = K Q^T and dP^T = V dO^T read both operands from shared memory;
+    dV += P^T dO and dK += dS^T Q take P and dS from Tensor Memory (``a_source=TMEM``) and read dO, Q from
+    shared memory; dQ = dS K reads dS (written to shared memory by the compute warps) and K^T. Around them:
+    the TMA loads of the tile's Q and dO (and LSE, dPsum in fp32), the compute warps' dS store, the fp32 dQ
+    tile staged through ``sdQaccum`` (written by the reduce warps, read by the TMA reduce-add), and the
+    broadcast LSE/dPsum reads. ``d`` is the head dim padded to 16 (``tile_hdim``); ``b`` bytes per element."""
+    m, n = FA4_BWD_TILE_M, FA4_BWD_TILE_N
+    return {"S": (n + m) * d * b, "dP": (n + m) * d * b, "dV": m * d * b, "dK": m * d * b,
+            "dQ": (m * n + n * d) * b,
+            "other": 2 * m * d * b + 2 * m * 4 + m * n * b + 2 * m * d * 4 + 2 * 4 * m * n / FA4_BWD_BROADCAST_ROWS}
+
+
+def _fa4_bwd_score_time(dev, op: Attention, masked: float) -> tuple[float, float, float, float]:
+    """Seconds one SM spends per score element in FlashAttention-4's backward: (total, MMA, softmax, SMEM).
+
+    Warp roles run at once (flash_bwd_sm100.py: 1 MMA warp, 8 compute warps, 4 dQ-reduce warps, 1 load warp),
+    but the MMA warp's main loop (S(j+1); dK(j), dQ(j) after dS(j); dP(j+1); dV(j+1) after P(j+1)) and the
+    single-stage S/P, dP/dS and dQ buffers chain them in two alternating phases per query block:
+    A: the compute warps turn dP(j) into dS(j) while the MMA pipe runs dV(j) and S(j+1);
+    B: the compute warps turn S(j+1) into P(j+1) (the exps) while it runs dK(j), dQ(j) and dP(j+1).
+    Phase time = the slower side; tile time = A + B, but no less than the tile's shared-memory traffic
+    (every source of it shares the SM's 128 B/clk), the MUFU exps or the FMA-pipe work alone. Each MMA takes
+    the longer of its FLOPs at the full tcgen05 rate (x tc_peak_fraction) and its operand bytes from shared
+    memory. The exps all go to MUFU.EX2 (``cute.math.exp2``; the backward has no polynomial share)."""
+    sms = dev.sms
+    d = 16 * ceil_div(op.head_dim, 16)
+    b = DTYPE_BYTES[op.dtype]
+    m, n = FA4_BWD_TILE_M, FA4_BWD_TILE_N
+    scores = m * n
+    rate = tc_peak(dev, op.dtype) * eff(dev, "tc_peak_fraction") / sms        # FLOP/s per SM
+    smem = smem_Bps(dev)                                                        # B/s per SM
+    sb = fa4_bwd_tile_smem_bytes(d, b)
+    flops = 2.0 * m * n * d                                                     # each of the five MMAs
+
+    def mma(name: str) -> float:
+        return max(flops / rate, sb[name] / smem)
+
+    fma_rate, mufu_rate = alu_ops_per_s(dev) / sms, sfu_ops_per_s(dev) / sms
+    alu = eff(dev, "attn_bwd_alu_ops_per_score")
+    p_ops = min(alu, FA4_BWD_P_PHASE_OPS) + masked * eff(dev, "attn_mask_alu_ops_per_score")
+    ds_ops = max(0.0, alu - FA4_BWD_P_PHASE_OPS)
+    t_exp = scores / mufu_rate
+    t_p = max(t_exp, scores * p_ops / fma_rate)
+    t_ds = scores * ds_ops / fma_rate
+    phase_a = max(t_ds, mma("dV") + mma("S"))
+    phase_b = max(t_p, mma("dK") + mma("dQ") + mma("dP"))
+    t_smem = sum(sb.values()) / smem
+    t_fma = scores * (p_ops + ds_ops) / fma_rate
+    tile = max(phase_a + phase_b, t_smem, t_exp, t_fma)
+    return tile / scores, 5 * flops / rate / scores, max(t_exp, t_fma) / scores, t_smem / scores
 
 
 def _tiles(dev, smem_need) -> tuple[int, int, int]:
@@ -441,6 +511,8 @@ def _tiled_bwd(op: Attention, dev, impl: str) -> dict:
     sms = dev.sms
     # K, V resident; Q and dO double-buffered; the P/dS tile
     Br, Bc, cps = _tiles(dev, lambda Br, Bc: 2 * Bc * d * b + 2 * 2 * Br * d * b + Br * Bc * b)
+    if impl == "flash4":
+        Br, Bc, cps = FA4_BWD_TILE_M, FA4_BWD_TILE_N, 1
     nqb, nkb = ceil_div(sq, Br), ceil_div(skv, Bc)
     vis_q = _visited(nqb, Br, Bc, sq, skv, op.causal, nkb)        # per query block: KV blocks
     pairs_per_head = float(vis_q.sum())
@@ -455,7 +527,12 @@ def _tiled_bwd(op: Attention, dev, impl: str) -> dict:
     else:
         per_cta = vis_kv * Br * Bc
         copies = units
-    t_el, t_mm, t_nm = _score_time(dev, op, impl, True, cps, Bc, masked=_masked(vis_q, Br, Bc, sq, skv, op.causal))
+    masked = _masked(vis_q, Br, Bc, sq, skv, op.causal)
+    t_smem = 0.0
+    if impl == "flash4":
+        t_el, t_mm, t_nm, t_smem = _fa4_bwd_score_time(dev, op, masked)
+    else:
+        t_el, t_mm, t_nm = _score_time(dev, op, impl, True, cps, Bc, masked=masked)
     n_ctas = len(per_cta) * copies
     waves = ceil_div(n_ctas, sms * cps)
     t_compute = _makespan(per_cta, copies, sms) * t_el + waves * eff(dev, "tile_overhead_s")
@@ -475,6 +552,8 @@ def _tiled_bwd(op: Attention, dev, impl: str) -> dict:
     t_hbm = hbm_time(dev, hbm, conc * Br * d * 2 * b)
     t_l2 = l2_time(dev, l2)
     tc = f"tensor_core_{op.dtype}" if t_mm >= t_nm else "softmax_sfu"
+    if t_smem >= max(t_mm, t_nm):
+        tc = "smem_bandwidth"
     time, bound, allterms = compose({tc: t_compute, "hbm_bandwidth": t_hbm, "l2_bandwidth": t_l2}, None, 1, dev)
     # the two small kernels around it: D = rowsum(dO * O), and the fp32 dQ -> 16-bit conversion
     pre = elementwise_cost(Elementwise(2 * head_io, B * H * sq * 4, flops=2 * B * H * sq * d), dev)
@@ -486,7 +565,8 @@ def _tiled_bwd(op: Attention, dev, impl: str) -> dict:
             allterms[k] = allterms.get(k, 0.0) + v
     return dict(time=time, bound=bound, terms=allterms, hbm=hbm, l2=l2,
                 detail=dict(tile=(Br, Bc), ctas=n_ctas, ctas_per_sm=cps, waves=waves, kv_chunks=chunks,
-                            matmul_s_per_score=t_mm, softmax_s_per_score=t_nm))
+                            matmul_s_per_score=t_mm, softmax_s_per_score=t_nm, smem_s_per_score=t_smem,
+                            score_s=t_el))
 
 
 # ----------------------------------------------------------------------------- naive
@@ -600,8 +680,8 @@ def price_attention(op: Attention, system) -> OpCost:
             res.append(_naive(op, dev, bwd))
         elif impl == "paged" and op.seq_q == 1:
             res.append(_paged_vllm(op, dev))
-        elif bwd:                  # cuDNN's Blackwell backward is not modelled: the mma.sync FA2 price
-            res.append(_tiled_bwd(op, dev, "flash2" if impl == "flash4" else impl))
+        elif bwd:
+            res.append(_tiled_bwd(op, dev, impl))
         else:
             res.append(_tiled_fwd(op, dev, impl))
     time = sum(r["time"] for r in res)
@@ -613,8 +693,6 @@ def price_attention(op: Attention, system) -> OpCost:
     detail = {"impl": impl, "causal_fraction": causal_fraction(op.seq_q, op.seq_kv, op.causal)}
     for bwd, r in zip(passes, res):
         detail["bwd" if bwd else "fwd"] = r["detail"] | {"time_s": r["time"], "bound": r["bound"]}
-    if impl == "flash4" and "bwd" in detail:
-        detail["bwd"]["impl"] = "flash2"
     return OpCost(time_s=time, bound=bound, flops=attention_flops(op),
                   bytes={"hbm": sum(r["hbm"] for r in res), "l2": sum(r["l2"] for r in res)},
                   terms=terms, detail=detail)

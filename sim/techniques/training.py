@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sim.cost.attention import BLACKWELL_ARCHS
 from sim.engine import chrome_trace, des
 from sim.errors import InputError
 from sim.scenario import Prediction, workload_kind
@@ -66,11 +67,14 @@ class TrainingIn(BaseModel):
     recompute: Literal["none", "selective", "full"] = "none"
     offload: OffloadIn = Field(default_factory=OffloadIn)
     optimizer: Literal["adam", "sgd", "zo"] = "adam"
-    attn_impl: Literal["naive", "megatron", "flash1", "flash2", "flash3"] = Field(
+    attn_impl: Literal["naive", "megatron", "flash1", "flash2", "flash3", "flash4", "cudnn"] = Field(
         default="flash2", description="attention kernels: naive is PyTorch's reference (layout copies, separate "
                                       "mask and softmax passes over the s x s scores); megatron is Megatron-LM's "
                                       "core attention before FlashAttention (baddbmm on strided views, fused "
-                                      "scale+mask+softmax, bmm); flash* are tiled")
+                                      "scale+mask+softmax, bmm); flash* are tiled (flash3: Hopper only; flash4: "
+                                      "datacenter Blackwell only); cudnn is cuDNN's fused attention (what "
+                                      "Transformer Engine runs), priced as flash4 on Blackwell, flash3 on "
+                                      "Hopper, flash2 elsewhere")
     cross_entropy: Literal["fused", "megatron"] = Field(
         default="fused", description="loss kernels: fused is one pass over the logits (apex/FlashAttention "
                                      "xentropy, fused losses); megatron is Megatron's vocab-parallel cross entropy "
@@ -128,6 +132,9 @@ def validate(wl: TrainingIn, system, model) -> TrainingIn:
         _err("offload.params", f"parameter offload needs ZeRO stage 3 (got zero={P.zero})")
     if wl.optimizer == "zo" and (O.optimizer != "none"):
         _err("offload.optimizer", "zeroth-order training keeps no optimizer state to offload")
+    if wl.attn_impl == "flash4" and system.device.arch not in BLACKWELL_ARCHS:
+        _err("attn_impl", f"flash4 needs a datacenter Blackwell GPU (sm100: tcgen05 MMA, Tensor Memory); "
+                          f"{system.device.name} is {system.device.arch}")
     if wl.precision == "fp8" and "fp8" not in system.device.peak_tflops:
         _err("precision", f"fp8 needs FP8 Tensor Cores; {system.device.name} has {sorted(system.device.peak_tflops)}")
     g_dt = compute_dtype(wl.precision)[0]

@@ -243,6 +243,9 @@ def _valid(c: dict, system, model) -> np.ndarray:
     ok &= ~((zero == 2) & (pp > 1))
     ok &= (O["params"] == "none") | (zero == 3)
     ok &= ~(zo & (O["optimizer"] != "none"))
+    from sim.cost.attention import BLACKWELL_ARCHS
+    if system.device.arch not in BLACKWELL_ARCHS:               # flash4 needs datacenter Blackwell
+        ok &= c["attn_impl"] != "flash4"
     peaks = system.device.peak_tflops
     for prec in np.unique(c["precision"]).tolist():
         if prec not in schema()["precision"][2]:             # a row already sent to the scalar path
