@@ -653,6 +653,7 @@ def calibrate(rows: pd.DataFrame, devices=None, families=None, folds: int = 5, o
     predict = predict or predictor()
     fitted_fams = [f.name for f in FAMILIES if not families or f.name in families]
     present_by_dev = rows.groupby("hardware")["family"].agg(lambda f: set(f) & set(FAMILY)).to_dict()
+    every = rows[rows["family"].isin(list(FAMILY))]       # the cross-family check reads every family
     rows = rows[rows["family"].isin(fitted_fams)]
     zoo = set(names("device"))
     wanted = sorted(set(devices or rows["hardware"].unique()))
@@ -667,7 +668,8 @@ def calibrate(rows: pd.DataFrame, devices=None, families=None, folds: int = 5, o
             continue
         spec = load_device(dev)
         kept, preset = _kept(Path(out) / f"{dev}.yaml", families)
-        fit, cv, rejected = _fit_gated(dr, spec, predict, fitted_fams, folds, preset, present_by_dev.get(dev))
+        fit, cv, rejected = _fit_gated(dr, spec, predict, fitted_fams, folds, preset, present_by_dev.get(dev),
+                                       context=every[every["hardware"] == dev])
         path = Path(out) / f"{dev}.yaml"
         if not fit.values and not kept.get("params"):
             log(f"{dev}: no parameter constrained by its rows; spec parameters kept (no profile)")
@@ -683,18 +685,24 @@ def calibrate(rows: pd.DataFrame, devices=None, families=None, folds: int = 5, o
                                    "families": {f: {"params": v["params"], "rows": v["rows"], **v["in_sample"]}
                                                 for f, v in profile["families"].items()},
                                    "cv": {**profile["cv"], **cv}, "rejected": rejected}
+        why = ", ".join(f"{f} ({r['scheme']})" for f, r in rejected.items())
         log(f"{dev}: fitted {', '.join(f'{n}={v:.4g}' for n, v in sorted(fit.values.items())) or 'nothing'}"
-            f"{'; rejected by CV: ' + ', '.join(rejected) if rejected else ''} -> {path}")
+            f"{'; rejected: ' + why if rejected else ''} -> {path}")
     if not devices:
         summary["spec_only"] += sorted(zoo - set(summary["devices"]) - set(summary["spec_only"]))
     summary["pooled_cv"] = pooled(summary)
     return summary
 
 
-def _fit_gated(rows, spec, predict, families: list[str], folds: int, preset, present=None):
-    """Fit, cross-validate, and drop the families whose fitted parameters predict their held-out
-    rows worse than the spec values did; the rest are refitted and re-validated without them
-    (one pass). Returns (fit, cv, rejected family -> the CV figures that rejected it)."""
+def _fit_gated(rows, spec, predict, families: list[str], folds: int, preset, present=None, context=None):
+    """Fit, cross-validate, and drop the families whose fitted parameters do not predict their
+    held-out rows better than the spec values did (worse, or no better: a fit the hold-outs cannot
+    tell from spec is not evidence, so the sourced spec value stays); then drop the families whose
+    values, kept, make the device's other families' rows worse (``cross_family``: a parameter such
+    as the Tensor Core fraction is read by every end-to-end row, not only its home family's). The
+    rest are refitted and re-validated without them (one pass). ``context``: every row of the
+    device (default ``rows``), so a ``--family`` refit is judged on the other families' rows too.
+    Returns (fit, cv, rejected family -> the figures that rejected it)."""
     memo: dict = {}
     fit = calibrate_device(rows, spec, predict, families, preset=preset, memo=memo, present=present)
     if folds < 2:
@@ -704,14 +712,65 @@ def _fit_gated(rows, spec, predict, families: list[str], folds: int, preset, pre
                     "median_err_calibrated": _sig(c["median_err_calibrated"]), "scheme": c["scheme"]}
                 for f, c in cv.items() if f in fit.fits and fit.fits[f].values
                 and c["median_err_spec"] is not None and c["median_err_calibrated"] is not None
-                and c["median_err_calibrated"] > c["median_err_spec"]}
+                and c["median_err_calibrated"] >= c["median_err_spec"]}
+    kept = [f for f in families if f not in rejected]
+    if rejected:
+        fit = calibrate_device(rows, spec, predict, kept, preset=preset, memo=memo, present=present)
+    context = rows if context is None else context
+    cross = cross_family(context, spec, predict, fit, set(context["family"]) if present is None else present,
+                         memo.setdefault("reach", {}))
+    if cross:
+        rejected.update(cross)
+        kept = [f for f in kept if f not in cross]
+        fit = calibrate_device(rows, spec, predict, kept, preset=preset, memo=memo, present=present)
     if not rejected:
         return fit, cv, {}
-    kept = [f for f in families if f not in rejected]
-    fit = calibrate_device(rows, spec, predict, kept, preset=preset, memo=memo, present=present)
     cv = cross_validate(rows, spec, predict, folds, kept, memo=memo, evaluate=families, preset=preset,
                         present=present)
     return fit, cv, rejected
+
+
+def cross_family(rows: pd.DataFrame, spec: DeviceSpec, predict, fit: DeviceFit, present: set[str],
+                 reach: dict) -> dict[str, dict]:
+    """The families whose fitted values make the device's other families' rows worse: for each
+    family F that fitted values, the rows of every other family G its values move (``_reaches``,
+    then an exact comparison) are predicted with the whole profile and with F's values back at
+    spec (every other family's kept). F is rejected when the median |pred/meas - 1| pooled over
+    those rows is worse with its values. In-sample is fair here: these rows did not fit F's values.
+    Left out: a family fitted before F that fitted values of its own, since it fitted them to these
+    very rows with F's values at spec, so any change of F's looks worse on them at the noise level.
+    A family fitted after F fitted its values with F's in place: its rows lean towards keeping F,
+    so a rejection is what remains after they had every chance to absorb F's values.
+    Returns family -> the figures ('median_err_spec': F's values at spec, 'median_err_calibrated':
+    with them), recorded beside the CV rejections with the scheme 'other families'."""
+    pos = {f.name: i for i, f in enumerate(FAMILIES)}
+    fams = sorted((set(rows["family"]) & set(FAMILY)), key=pos.get)
+    full: dict[str, np.ndarray] = {}
+    out = {}
+    for F, res in fit.fits.items():
+        if not res.values:
+            continue
+        without = override(spec, {n: v for n, v in fit.values.items() if fit.owner.get(n) != F})
+        moved, w, wo = [], [], []
+        for g in fams:
+            if g == F or not _reaches(g, F, rows, spec, predict, present, reach):
+                continue
+            if pos[g] < pos[F] and g in fit.fits and fit.fits[g].values:
+                continue          # fitted to these rows with F's values at spec: in-sample they favour spec
+            gr = rows[rows["family"] == g]
+            if g not in full:
+                full[g] = rel_err(log_errors(gr, override(spec, fit.values), predict))
+            e = rel_err(log_errors(gr, without, predict))
+            if not np.nanmax(np.abs(np.nan_to_num(e - full[g], nan=1.0)), initial=0.0) > 1e-9:
+                continue
+            moved.append(g)
+            w += full[g].tolist()
+            wo += e.tolist()
+        m_with, m_without = _med(w), _med(wo)
+        if m_with is not None and m_without is not None and m_with > m_without:
+            out[F] = {"median_err_spec": _sig(m_without), "median_err_calibrated": _sig(m_with),
+                      "scheme": "other families", "families": moved, "rows": int(np.isfinite(w).sum())}
+    return out
 
 
 def pooled(summary: dict) -> dict:
@@ -743,7 +802,9 @@ def table(summary: dict) -> str:
             params = d["families"].get(f, {}).get("params", [])
             if f in d.get("rejected", {}):
                 r = d["rejected"][f]
-                params = [f"rejected: held out {pct(r['median_err_calibrated']).strip()} vs spec "
+                where = ("other families' rows (" + ", ".join(r["families"]) + ")"
+                         if r["scheme"] == "other families" else "held out")
+                params = [f"rejected: {where} {pct(r['median_err_calibrated']).strip()} vs spec "
                           f"{pct(r['median_err_spec']).strip()}; spec kept"]
             lines.append(f"{dev:<18} {f:<17} {c['rows']:>4} {c['sources']:>3} {c['scheme']:<24} "
                          f"{pct(c['median_err_spec'])} {pct(c['median_err_calibrated'])}  {', '.join(params)}")
@@ -759,8 +820,13 @@ def markdown(summary: dict) -> str:
         for f, c in d["cv"].items():
             if f in d.get("rejected", {}):
                 r = d["rejected"][f]
-                fitted = (f"rejected by CV ({pct(r['median_err_calibrated'])} vs {pct(r['median_err_spec'])}): "
-                          "spec kept")
+                if r["scheme"] == "other families":
+                    fitted = (f"rejected on other families' rows ({', '.join(r['families'])}: "
+                              f"{pct(r['median_err_calibrated'])} with its values vs {pct(r['median_err_spec'])} "
+                              "without): spec kept")
+                else:
+                    fitted = (f"rejected by CV ({pct(r['median_err_calibrated'])} vs {pct(r['median_err_spec'])}): "
+                              "spec kept")
             else:
                 fitted = ", ".join(f"`{p}` {d['efficiency'][p]:.4g}{' (host side)' if p in HOST_SIDE else ''}"
                                    for p in d["families"].get(f, {}).get("params", []))

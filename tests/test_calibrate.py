@@ -394,3 +394,63 @@ def test_profile_with_host_side_parameter_loads_without_a_prediction_first(tmp_p
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) == pytest.approx(3.0e-5)
+
+
+# ---------------------------------------------------------------- the gate: other families' rows
+
+def _big_train_rows(truth: dict, seed: int, start: int = 100):
+    """Multi-node-style 'training' rows whose GEMMs are long (hidden 4096-6144): their iteration time
+    follows the Tensor Core fraction, which the GEMM family fits; the family fits nothing itself
+    (the fraction's home has rows, and the host cost is hidden under kernels this long)."""
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    dev = cal.override(load_device(DEV), truth)
+    rows = []
+    for i, (h, n, mb, tp) in enumerate(((4096, 4, 4, 1), (4096, 4, 8, 2), (6144, 4, 4, 2), (6144, 4, 8, 4))):
+        r = _train_row(start + i, h, n, mb, tp, 1, source=f"train-src{i % 2}")
+        r["family"] = "training"
+        r["value"] = predict_row(r, device=dev) * math.exp(rng.normal(0.0, 0.01))
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("train_tc, rejected", [(None, True), (0.74, False)])
+def test_gate_judges_a_kernel_fit_on_the_other_families_rows(tmp_path, train_tc, rejected):
+    """GEMM rows made with a Tensor Core fraction of 0.74 (spec 0.85): the GEMM family's fit wins on its
+    own held-out sources either way. Training rows read the same fraction. Made at the spec value,
+    the fitted 0.74 slows every training prediction (by up to 0.85/0.74, ~15%, where compute-bound):
+    the gate rejects the GEMM fit on those rows and the profile keeps the spec fraction. Made at
+    0.74 too, the fit helps both families and is kept."""
+    import pandas as pd
+    spec, predict = load_device(DEV), cal.predictor()          # the predictor declares every parameter
+    spec_tc = cal.current(spec, "tc_peak_fraction")
+    assert spec_tc / 0.74 > 1.1                          # the two truths are far enough apart to tell
+    train_truth = {} if train_tc is None else {"tc_peak_fraction": train_tc}
+    rows = pd.concat([synthetic({"tc_peak_fraction": 0.74}, families=("gemm",)),
+                      _big_train_rows(train_truth, seed=3)], ignore_index=True)
+    summary = cal.calibrate(rows, folds=2, out=tmp_path, log=lambda s: None)
+    d = summary["devices"][DEV]
+    gemm_cv = d["cv"]["gemm"]
+    assert gemm_cv["scheme"] == "by source"
+    if rejected:
+        r = d["rejected"]["gemm"]
+        assert r["scheme"] == "other families" and r["families"] == ["training"]
+        assert r["median_err_calibrated"] > 0.08 > r["median_err_spec"]     # far off with 0.74, noise without
+        assert "tc_peak_fraction" not in d["efficiency"]
+        prof = yaml.safe_load((tmp_path / f"{DEV}.yaml").read_text()) if d["profile"] else {}
+        assert "gemm" in prof.get("rejected_by_cv", {"gemm": 1})
+        # the training rows are then predicted at spec, within the noise
+        tr = rows[rows["family"] == "training"]
+        assert np.median(cal.rel_err(cal.log_errors(tr, spec, predict))) < 0.03
+    else:
+        assert "gemm" not in d["rejected"]
+        assert d["efficiency"]["tc_peak_fraction"] == pytest.approx(0.74, rel=0.03)
+        assert gemm_cv["median_err_calibrated"] < 0.03 < gemm_cv["median_err_spec"]
+
+
+def test_cross_family_check_needs_other_rows_that_move():
+    """A family with no other family's rows on the device to judge it on is never rejected by the check."""
+    spec, predict = load_device(DEV), cal.predictor()
+    rows = synthetic({"hbm_efficiency": 0.72}, families=("memory",))
+    fit = cal.calibrate_device(rows, spec, predict)
+    assert fit.values and cal.cross_family(rows, spec, predict, fit, {"memory"}, {}) == {}
